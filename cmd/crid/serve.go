@@ -1,0 +1,120 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+
+	"google.golang.org/grpc"
+	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/crid-dev/crid/pkg/config"
+	"github.com/crid-dev/crid/pkg/netns"
+	"github.com/crid-dev/crid/pkg/server"
+	"github.com/crid-dev/crid/pkg/store"
+)
+
+const (
+	dbLockTimeout   = 2 * time.Second
+	shutdownTimeout = 30 * time.Second
+)
+
+// serve runs the daemon until ctx is cancelled, then drains in-flight RPCs.
+func serve(ctx context.Context, cfg *config.Config) error {
+	level, _ := config.ParseLogLevel(cfg.LogLevel)
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	slog.SetDefault(log)
+
+	for _, dir := range []string{cfg.Root, cfg.State} {
+		if err := os.MkdirAll(dir, 0o711); err != nil {
+			return fmt.Errorf("create %s: %w", dir, err)
+		}
+	}
+	db, err := store.Open(filepath.Join(cfg.Root, "meta.db"), dbLockTimeout)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+
+	// The CNI cache lives under root: host-local leases outlive a reboot, so
+	// the cache DEL needs after one must too.
+	network, err := netns.NewManager(cfg.CNI.ConfDir, cfg.CNI.BinDirs, filepath.Join(cfg.Root, "cni-cache"), netns.WithLogger(log))
+	if err != nil {
+		return fmt.Errorf("CNI: %w", err)
+	}
+	network.Start(ctx)
+
+	lis, err := listenUnix(cfg.Listen)
+	if err != nil {
+		return err
+	}
+	srv := grpc.NewServer(
+		grpc.ChainUnaryInterceptor(server.UnaryInterceptor(log)),
+		grpc.ChainStreamInterceptor(server.StreamInterceptor(log)),
+	)
+	runtime.RegisterRuntimeServiceServer(srv, server.NewRuntimeService(server.RuntimeDeps{
+		Config: cfg, DB: db, Network: network, Version: version, Log: log,
+	}))
+	runtime.RegisterImageServiceServer(srv, &server.ImageService{})
+
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(lis) }()
+	log.Info("crid serving", "version", version, "listen", cfg.Listen, "root", cfg.Root, "state", cfg.State)
+
+	select {
+	case err := <-errc:
+		os.Remove(cfg.Listen)
+		return fmt.Errorf("serve %s: %w", cfg.Listen, err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down: draining in-flight RPCs")
+	drained := make(chan struct{})
+	go func() { srv.GracefulStop(); close(drained) }()
+	select {
+	case <-drained:
+	case <-time.After(shutdownTimeout):
+		log.Warn("in-flight RPCs did not finish in time; closing them", "timeout", shutdownTimeout)
+		srv.Stop()
+	}
+	os.Remove(cfg.Listen)
+	log.Info("crid stopped")
+	return nil
+}
+
+// listenUnix creates the CRI socket with mode 0660, replacing a stale socket
+// left by a crashed crid but never a live one or a file that is not a socket.
+func listenUnix(path string) (net.Listener, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o711); err != nil {
+		return nil, fmt.Errorf("create socket dir: %w", err)
+	}
+	if st, err := os.Lstat(path); err == nil {
+		if st.Mode()&os.ModeSocket == 0 {
+			return nil, fmt.Errorf("%s exists and is not a socket; refusing to replace it", path)
+		}
+		if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+			c.Close()
+			return nil, fmt.Errorf("%s is served by another process (another crid?)", path)
+		}
+		if err := os.Remove(path); err != nil {
+			return nil, fmt.Errorf("remove stale socket %s: %w", path, err)
+		}
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("stat %s: %w", path, err)
+	}
+	// Connecting needs write permission, which the umask already withholds
+	// from group and others until the chmod below.
+	lis, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", path, err)
+	}
+	if err := os.Chmod(path, 0o660); err != nil {
+		lis.Close()
+		return nil, fmt.Errorf("chmod %s: %w", path, err)
+	}
+	return lis, nil
+}

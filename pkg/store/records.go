@@ -1,0 +1,86 @@
+package store
+
+import "time"
+
+// Image is a pulled image. ID is "sha256:<config digest>".
+type Image struct {
+	ID             string    `json:"id"`
+	RepoTags       []string  `json:"repoTags,omitempty"`
+	RepoDigests    []string  `json:"repoDigests,omitempty"`
+	ManifestDigest string    `json:"manifestDigest"`
+	IndexDigests   []string  `json:"indexDigests,omitempty"` // indexes pulled through, kept as content
+	ConfigDigest   string    `json:"configDigest"`
+	ChainIDs       []string  `json:"chainIDs"` // one per layer, bottom first
+	Size           int64     `json:"size"`     // sum of compressed layer sizes
+	Pinned         bool      `json:"pinned,omitempty"`
+	CreatedAt      time.Time `json:"createdAt"`
+}
+
+// Snapshot is one unpacked layer directory, shared by every image whose
+// layer chain passes through it.
+type Snapshot struct {
+	ChainID   string    `json:"chainID"`
+	DiffID    string    `json:"diffID"`
+	Parent    string    `json:"parent,omitempty"` // parent chain ID
+	Dir       string    `json:"dir"`              // relative to the snapshots root
+	Size      int64     `json:"size"`             // bytes on disk
+	Inodes    int64     `json:"inodes"`
+	CreatedAt time.Time `json:"createdAt"`
+}
+
+// State of a sandbox or container record. "creating" is written first, so a
+// record found in that state at start is a half-done operation to roll back.
+type State string
+
+const (
+	StateCreating State = "creating"
+	StateReady    State = "ready"
+	StateCreated  State = "created"
+	StateRunning  State = "running"
+	StateExited   State = "exited"
+	StateNotReady State = "notready"
+	StateUnknown  State = "unknown"
+)
+
+// Sandbox is a pod sandbox record. Config holds the CRI PodSandboxConfig as
+// protobuf JSON so status can be answered without re-deriving it.
+type Sandbox struct {
+	ID             string            `json:"id"`
+	Name           string            `json:"name"`
+	Namespace      string            `json:"namespace"`
+	UID            string            `json:"uid"`
+	Attempt        uint32            `json:"attempt"`
+	State          State             `json:"state"`
+	RuntimeHandler string            `json:"runtimeHandler,omitempty"`
+	CreatedAt      time.Time         `json:"createdAt"`
+	Labels         map[string]string `json:"labels,omitempty"`
+	Annotations    map[string]string `json:"annotations,omitempty"`
+	NetNSPath      string            `json:"netnsPath,omitempty"`
+	IP             string            `json:"ip,omitempty"`
+	AdditionalIPs  []string          `json:"additionalIPs,omitempty"`
+	CNIResult      []byte            `json:"cniResult,omitempty"`
+	Pid            int               `json:"pid,omitempty"`
+	Config         []byte            `json:"config,omitempty"`
+}
+
+// Container is a container record; Config holds the CRI ContainerConfig as
+// protobuf JSON.
+type Container struct {
+	ID          string            `json:"id"`
+	SandboxID   string            `json:"sandboxID"`
+	Name        string            `json:"name"`
+	Attempt     uint32            `json:"attempt"`
+	State       State             `json:"state"`
+	ImageID     string            `json:"imageID"`
+	ImageRef    string            `json:"imageRef,omitempty"`
+	CreatedAt   time.Time         `json:"createdAt"`
+	StartedAt   time.Time         `json:"startedAt,omitzero"`
+	FinishedAt  time.Time         `json:"finishedAt,omitzero"`
+	ExitCode    int32             `json:"exitCode,omitempty"`
+	Reason      string            `json:"reason,omitempty"`
+	Message     string            `json:"message,omitempty"`
+	Labels      map[string]string `json:"labels,omitempty"`
+	Annotations map[string]string `json:"annotations,omitempty"`
+	LogPath     string            `json:"logPath,omitempty"`
+	Config      []byte            `json:"config,omitempty"`
+}

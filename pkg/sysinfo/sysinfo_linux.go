@@ -1,0 +1,59 @@
+// Package sysinfo answers questions about the host that several packages
+// need: cgroup layout and crid's own capabilities.
+package sysinfo
+
+import (
+	"bufio"
+	"os"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// Cgroup layouts.
+const (
+	CgroupNone    = "none"
+	CgroupV1      = "cgroup v1"
+	CgroupHybrid  = "cgroup v1 (hybrid, with unified hierarchy)"
+	CgroupUnified = "cgroup v2"
+)
+
+// CgroupMode reports how cgroups are mounted at /sys/fs/cgroup.
+func CgroupMode() string {
+	var st unix.Statfs_t
+	if err := unix.Statfs("/sys/fs/cgroup", &st); err != nil {
+		return CgroupNone
+	}
+	if st.Type == unix.CGROUP2_SUPER_MAGIC {
+		return CgroupUnified
+	}
+	if err := unix.Statfs("/sys/fs/cgroup/unified", &st); err == nil && st.Type == unix.CGROUP2_SUPER_MAGIC {
+		return CgroupHybrid
+	}
+	if _, err := os.Stat("/sys/fs/cgroup/memory"); err == nil {
+		return CgroupV1
+	}
+	return CgroupNone
+}
+
+// CapEff returns the effective capability set of this process.
+func CapEff() uint64 {
+	f, err := os.Open("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "CapEff:"); ok {
+			n, _ := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
+			return n
+		}
+	}
+	return 0
+}
+
+// HasCapSysResource reports whether crid may lower oom_score_adj and raise
+// hard rlimits; without it those values must be clamped.
+func HasCapSysResource() bool { return CapEff()&(1<<unix.CAP_SYS_RESOURCE) != 0 }

@@ -56,7 +56,7 @@ func run(args []string) int {
 // options are the flags daemon and check share; set ones override the file.
 type options struct {
 	configPath, listen, root, state, logLevel, cgroupDriver string
-	showVersion                                            bool
+	showVersion                                             bool
 }
 
 func parseFlags(name string, args []string) (*options, *config.Config, error) {

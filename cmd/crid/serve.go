@@ -14,6 +14,8 @@ import (
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/crid-dev/crid/pkg/config"
+	"github.com/crid-dev/crid/pkg/image"
+	"github.com/crid-dev/crid/pkg/image/registry"
 	"github.com/crid-dev/crid/pkg/netns"
 	"github.com/crid-dev/crid/pkg/server"
 	"github.com/crid-dev/crid/pkg/store"
@@ -49,6 +51,20 @@ func serve(ctx context.Context, cfg *config.Config) error {
 	}
 	network.Start(ctx)
 
+	platform, err := registry.ParsePlatform(cfg.Registry.Platform)
+	if err != nil {
+		return err
+	}
+	images, err := image.NewService(ctx, db, image.Options{
+		Root:           cfg.Root,
+		Registry:       registry.NewClient(cfg.Registry.ConfigPath, platform, log),
+		MaxConcurrency: cfg.Registry.MaxConcurrency,
+		Log:            log,
+	})
+	if err != nil {
+		return fmt.Errorf("image store: %w", err)
+	}
+
 	lis, err := listenUnix(cfg.Listen)
 	if err != nil {
 		return err
@@ -60,7 +76,7 @@ func serve(ctx context.Context, cfg *config.Config) error {
 	runtime.RegisterRuntimeServiceServer(srv, server.NewRuntimeService(server.RuntimeDeps{
 		Config: cfg, DB: db, Network: network, Version: version, Log: log,
 	}))
-	runtime.RegisterImageServiceServer(srv, &server.ImageService{})
+	runtime.RegisterImageServiceServer(srv, server.NewImageService(images, log))
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(lis) }()

@@ -26,53 +26,53 @@ const DefaultPath = "/etc/crid/config.toml"
 // Config is crid's whole configuration. The TOML keys are documented in
 // DefaultTOML; keep the two in step.
 type Config struct {
-	Listen         string             `toml:"listen"`
-	Root           string             `toml:"root"`
-	State          string             `toml:"state"`
-	LogLevel       string             `toml:"log_level"`
-	CgroupDriver   string             `toml:"cgroup_driver"`
-	DefaultRuntime string             `toml:"default_runtime"`
-	SandboxImage   string             `toml:"sandbox_image"`
-	ShmSize        int64              `toml:"shm_size"`
-	Registry       Registry           `toml:"registry"`
-	CNI            CNI                `toml:"cni"`
-	Stream         Stream             `toml:"stream"`
-	Metrics        Metrics            `toml:"metrics"`
-	Runtimes       map[string]Runtime `toml:"runtimes"`
+	Listen         string             `toml:"listen" json:"listen"`
+	Root           string             `toml:"root" json:"root"`
+	State          string             `toml:"state" json:"state"`
+	LogLevel       string             `toml:"log_level" json:"log_level"`
+	CgroupDriver   string             `toml:"cgroup_driver" json:"cgroup_driver"`
+	DefaultRuntime string             `toml:"default_runtime" json:"default_runtime"`
+	SandboxImage   string             `toml:"sandbox_image" json:"sandbox_image"`
+	ShmSize        int64              `toml:"shm_size" json:"shm_size"`
+	Registry       Registry           `toml:"registry" json:"registry"`
+	CNI            CNI                `toml:"cni" json:"cni"`
+	Stream         Stream             `toml:"stream" json:"stream"`
+	Metrics        Metrics            `toml:"metrics" json:"metrics"`
+	Runtimes       map[string]Runtime `toml:"runtimes" json:"runtimes"`
 }
 
 // Registry configures image pulls.
 type Registry struct {
-	ConfigPath     string `toml:"config_path"`
-	Platform       string `toml:"platform"`
-	MaxConcurrency int    `toml:"max_concurrent_downloads"`
+	ConfigPath     string `toml:"config_path" json:"config_path"`
+	Platform       string `toml:"platform" json:"platform"`
+	MaxConcurrency int    `toml:"max_concurrent_downloads" json:"max_concurrent_downloads"`
 }
 
 // CNI configures pod networking.
 type CNI struct {
-	ConfDir string   `toml:"conf_dir"`
-	BinDirs []string `toml:"bin_dirs"`
+	ConfDir string   `toml:"conf_dir" json:"conf_dir"`
+	BinDirs []string `toml:"bin_dirs" json:"bin_dirs"`
 }
 
 // Stream configures the exec/attach/port-forward streaming server.
 type Stream struct {
-	Address     string   `toml:"address"`
-	Port        int      `toml:"port"`
-	TLSCert     string   `toml:"tls_cert"`
-	TLSKey      string   `toml:"tls_key"`
-	IdleTimeout Duration `toml:"idle_timeout"`
+	Address     string   `toml:"address" json:"address"`
+	Port        int      `toml:"port" json:"port"`
+	TLSCert     string   `toml:"tls_cert" json:"tls_cert"`
+	TLSKey      string   `toml:"tls_key" json:"tls_key"`
+	IdleTimeout Duration `toml:"idle_timeout" json:"idle_timeout"`
 }
 
 // Metrics configures the Prometheus endpoint.
 type Metrics struct {
-	Address string `toml:"address"`
+	Address string `toml:"address" json:"address"`
 }
 
 // Runtime is one OCI runtime handler (RuntimeClass).
 type Runtime struct {
-	Path          string `toml:"path"`
-	Root          string `toml:"root"`
-	SystemdCgroup bool   `toml:"systemd_cgroup"`
+	Path          string `toml:"path" json:"path"`
+	Root          string `toml:"root" json:"root"`
+	SystemdCgroup bool   `toml:"systemd_cgroup" json:"systemd_cgroup"`
 }
 
 // Duration is a time.Duration written as a Go duration string ("4h", "30s").

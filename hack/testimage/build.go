@@ -176,6 +176,7 @@ type Built struct {
 	ConfigDigest   digest.Digest
 	Layers         []ocispec.Descriptor
 	DiffIDs        []digest.Digest
+	TarSize        int64 // uncompressed bytes of all layers
 	Blobs          map[digest.Digest][]byte
 	Platform       ocispec.Platform
 }
@@ -195,6 +196,9 @@ func Build(img Image) (*Built, error) {
 		b.Blobs[d] = blob
 		b.Layers = append(b.Layers, ocispec.Descriptor{MediaType: mt, Digest: d, Size: int64(len(blob))})
 		b.DiffIDs = append(b.DiffIDs, diffID)
+		if raw, err := l.Tar(); err == nil {
+			b.TarSize += int64(len(raw))
+		}
 	}
 	cfg := ocispec.Image{
 		Created:  &Epoch,

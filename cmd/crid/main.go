@@ -18,6 +18,7 @@ import (
 
 	"github.com/crid-dev/crid/pkg/config"
 	"github.com/crid-dev/crid/pkg/preflight"
+	"github.com/crid-dev/crid/pkg/sandbox"
 )
 
 // version is set at build time: -ldflags "-X main.version=..."
@@ -35,6 +36,9 @@ func run(args []string) int {
 	switch cmd {
 	case "daemon":
 		return daemonMain(args)
+	case "infra":
+		// The pod infra process crid starts itself; not for humans.
+		return sandbox.InfraMain(args)
 	case "check":
 		return checkMain(args)
 	case "config":

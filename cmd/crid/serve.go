@@ -17,6 +17,7 @@ import (
 	"github.com/crid-dev/crid/pkg/image"
 	"github.com/crid-dev/crid/pkg/image/registry"
 	"github.com/crid-dev/crid/pkg/netns"
+	"github.com/crid-dev/crid/pkg/sandbox"
 	"github.com/crid-dev/crid/pkg/server"
 	"github.com/crid-dev/crid/pkg/store"
 )
@@ -65,6 +66,12 @@ func serve(ctx context.Context, cfg *config.Config) error {
 		return fmt.Errorf("image store: %w", err)
 	}
 
+	sandboxes := sandbox.NewManager(db, network, sandbox.Options{State: cfg.State, ShmSize: cfg.ShmSize, Log: log})
+	if err := sandboxes.Recover(ctx); err != nil {
+		// What could not be cleaned now stays recorded and is retried at the next start.
+		log.Error("sandbox recovery incomplete", "error", err)
+	}
+
 	lis, err := listenUnix(cfg.Listen)
 	if err != nil {
 		return err
@@ -74,7 +81,7 @@ func serve(ctx context.Context, cfg *config.Config) error {
 		grpc.ChainStreamInterceptor(server.StreamInterceptor(log)),
 	)
 	runtime.RegisterRuntimeServiceServer(srv, server.NewRuntimeService(server.RuntimeDeps{
-		Config: cfg, DB: db, Network: network, Version: version, Log: log,
+		Config: cfg, DB: db, Network: network, Sandboxes: sandboxes, Version: version, Log: log,
 	}))
 	runtime.RegisterImageServiceServer(srv, server.NewImageService(images, log))
 

@@ -60,6 +60,8 @@ type Sandbox struct {
 	AdditionalIPs  []string          `json:"additionalIPs,omitempty"`
 	CNIResult      []byte            `json:"cniResult,omitempty"`
 	Pid            int               `json:"pid,omitempty"`
+	PidStart       uint64            `json:"pidStart,omitempty"` // start time, tells a reused pid apart
+	HostNetwork    bool              `json:"hostNetwork,omitempty"`
 	Config         []byte            `json:"config,omitempty"`
 }
 

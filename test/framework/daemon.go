@@ -43,7 +43,8 @@ type Daemon struct {
 // Options customise a daemon. ExtraConfig is appended to the generated TOML.
 type Options struct {
 	ExtraConfig string
-	CNIConfDir  string // default: an empty temporary dir
+	CNIConfDir  string   // default: an empty temporary dir
+	CNIBinDirs  []string // searched before the system plugin dirs
 }
 
 // Start launches crid with a fresh base dir and waits until it serves. The
@@ -72,8 +73,9 @@ func Start(t testing.TB, opts Options) *Daemon {
 			t.Fatal(err)
 		}
 	}
-	cfg := fmt.Sprintf("listen = %q\nroot = %q\nstate = %q\nlog_level = \"debug\"\n[cni]\nconf_dir = %q\n%s\n",
-		d.Socket, d.Root, d.State, cniDir, opts.ExtraConfig)
+	binDirs := append(append([]string{}, opts.CNIBinDirs...), "/usr/lib/cni", "/opt/cni/bin")
+	cfg := fmt.Sprintf("listen = %q\nroot = %q\nstate = %q\nlog_level = \"debug\"\n[cni]\nconf_dir = %q\nbin_dirs = [%s]\n%s\n",
+		d.Socket, d.Root, d.State, cniDir, quoteList(binDirs), opts.ExtraConfig)
 	if err := os.WriteFile(d.Config, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}

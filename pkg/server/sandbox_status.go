@@ -1,0 +1,80 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"google.golang.org/protobuf/encoding/protojson"
+	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/crid-dev/crid/pkg/store"
+)
+
+// PodSandboxStatus reports a sandbox's state, network and config.
+func (s *RuntimeService) PodSandboxStatus(ctx context.Context, req *runtime.PodSandboxStatusRequest) (*runtime.PodSandboxStatusResponse, error) {
+	if req.GetPodSandboxId() == "" {
+		return nil, invalid("PodSandboxStatus: pod sandbox id is empty")
+	}
+	sb, err := s.sandboxes.Resolve(req.PodSandboxId)
+	if err != nil {
+		return nil, err
+	}
+	cfg := sandboxConfig(sb)
+	st := &runtime.PodSandboxStatus{
+		Id:             sb.ID,
+		Metadata:       cfg.Metadata,
+		State:          sandboxState(sb.State),
+		CreatedAt:      sb.CreatedAt.UnixNano(),
+		Labels:         sb.Labels,
+		Annotations:    sb.Annotations,
+		RuntimeHandler: sb.RuntimeHandler,
+		Linux: &runtime.LinuxPodSandboxStatus{Namespaces: &runtime.Namespace{
+			Options: cfg.GetLinux().GetSecurityContext().GetNamespaceOptions(),
+		}},
+	}
+	if !sb.HostNetwork {
+		st.Network = &runtime.PodSandboxNetworkStatus{Ip: sb.IP}
+		for _, ip := range sb.AdditionalIPs {
+			st.Network.AdditionalIps = append(st.Network.AdditionalIps, &runtime.PodIP{Ip: ip})
+		}
+	}
+	resp := &runtime.PodSandboxStatusResponse{Status: st}
+	if req.Verbose {
+		info, err := json.Marshal(map[string]any{
+			"pid": sb.Pid, "netnsPath": sb.NetNSPath, "runtimeHandler": sb.RuntimeHandler,
+			"cniResult": json.RawMessage(orNull(sb.CNIResult)), "config": json.RawMessage(orNull(sb.Config)),
+		})
+		if err != nil {
+			return nil, fmt.Errorf("encode sandbox %s info: %w", sb.ID, err)
+		}
+		resp.Info = map[string]string{"info": string(info)}
+	}
+	return resp, nil
+}
+
+func orNull(b []byte) []byte {
+	if len(b) == 0 {
+		return []byte("null")
+	}
+	return b
+}
+
+// sandboxConfig decodes the CRI config kept in the record.
+func sandboxConfig(sb *store.Sandbox) *runtime.PodSandboxConfig {
+	cfg := &runtime.PodSandboxConfig{}
+	if len(sb.Config) > 0 {
+		_ = protojson.Unmarshal(sb.Config, cfg) // written by RunPodSandbox
+	}
+	if cfg.Metadata == nil {
+		cfg.Metadata = &runtime.PodSandboxMetadata{Name: sb.Name, Namespace: sb.Namespace, Uid: sb.UID, Attempt: sb.Attempt}
+	}
+	return cfg
+}
+
+func sandboxState(s store.State) runtime.PodSandboxState {
+	if s == store.StateReady {
+		return runtime.PodSandboxState_SANDBOX_READY
+	}
+	return runtime.PodSandboxState_SANDBOX_NOTREADY
+}

@@ -82,10 +82,8 @@ func (m *Manager) setup(ctx context.Context, sb *store.Sandbox, c *Config) error
 			return err
 		}
 		netnsPath = ns.Path()
+		// Not recorded yet: Recover finds an orphaned pin by its name, the id.
 		sb.NetNSPath = netnsPath
-		if err := m.put(sb); err != nil {
-			return err
-		}
 	}
 	var podCIDR string
 	m.db.View(func(tx *store.Tx) error { podCIDR = tx.PodCIDR(); return nil })

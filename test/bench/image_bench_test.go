@@ -70,6 +70,8 @@ func BenchmarkPullLarge(b *testing.B) {
 
 func median(ds []time.Duration) time.Duration {
 	s := append([]time.Duration(nil), ds...)
-	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	sortDurations(s)
 	return s[len(s)/2]
 }
+
+func sortDurations(s []time.Duration) { sort.Slice(s, func(i, j int) bool { return s[i] < s[j] }) }

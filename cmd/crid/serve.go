@@ -66,7 +66,7 @@ func serve(ctx context.Context, cfg *config.Config) error {
 		return fmt.Errorf("image store: %w", err)
 	}
 
-	sandboxes := sandbox.NewManager(db, network, sandbox.Options{State: cfg.State, ShmSize: cfg.ShmSize, Log: log})
+	sandboxes := sandbox.NewManager(db, network, sandbox.Options{State: cfg.State, ShmSize: cfg.ShmSize, CgroupDriver: cfg.CgroupDriver, Log: log})
 	if err := sandboxes.Recover(ctx); err != nil {
 		// What could not be cleaned now stays recorded and is retried at the next start.
 		log.Error("sandbox recovery incomplete", "error", err)

@@ -28,6 +28,11 @@ func (m *Manager) Run(ctx context.Context, c *Config) (*store.Sandbox, error) {
 	}
 	unlock := m.lock(sb.ID)
 	defer unlock()
+	cg, err := CgroupPath(m.driver, c.CgroupParent, sb.ID)
+	if err != nil {
+		return nil, err
+	}
+	sb.CgroupPath = cg
 	if err := m.recordIntent(sb); err != nil {
 		return nil, err
 	}
@@ -127,6 +132,9 @@ func (m *Manager) setup(ctx context.Context, sb *store.Sandbox, c *Config) error
 		rec := *sb
 		mu.Unlock()
 		infraErr = errors.Join(m.put(&rec), pinNamespaces(dir, infra.pid))
+		if infraErr == nil && sb.CgroupPath != "" {
+			infraErr = joinCgroup(sb.CgroupPath, infra.pid)
+		}
 	}
 	wg.Wait()
 	if err := errors.Join(netErr, infraErr, shmErr); err != nil {
@@ -163,6 +171,9 @@ func (m *Manager) teardown(ctx context.Context, sb *store.Sandbox, remove, force
 		}
 	}
 	if err := killProc(infraProc{pid: sb.Pid, start: sb.PidStart}, 5*time.Second); err != nil {
+		errs = append(errs, err)
+	}
+	if err := removeCgroup(sb.CgroupPath); err != nil {
 		errs = append(errs, err)
 	}
 	if !remove {

@@ -45,6 +45,7 @@ type Manager struct {
 	stateDir  string // <state>/sandboxes
 	netnsDir  string // <state>/netns
 	shmSize   int64
+	driver    string // cgroup driver: cgroupfs or systemd
 	infraPath string // the binary that runs `infra`
 	log       *slog.Logger
 
@@ -54,10 +55,11 @@ type Manager struct {
 
 // Options configure a Manager.
 type Options struct {
-	State     string // crid's state dir
-	ShmSize   int64
-	InfraPath string // default /proc/self/exe
-	Log       *slog.Logger
+	State        string // crid's state dir
+	ShmSize      int64
+	CgroupDriver string
+	InfraPath    string // default /proc/self/exe
+	Log          *slog.Logger
 }
 
 // NewManager returns a Manager; call Recover before serving.
@@ -66,7 +68,7 @@ func NewManager(db *store.DB, network *netns.Manager, o Options) *Manager {
 		o.InfraPath = "/proc/self/exe"
 	}
 	return &Manager{
-		db: db, network: network, shmSize: o.ShmSize, infraPath: o.InfraPath, log: o.Log,
+		db: db, network: network, shmSize: o.ShmSize, driver: o.CgroupDriver, infraPath: o.InfraPath, log: o.Log,
 		stateDir: filepath.Join(o.State, "sandboxes"), netnsDir: filepath.Join(o.State, "netns"),
 	}
 }

@@ -178,6 +178,11 @@ func (c *Config) Validate() error {
 	if c.CgroupDriver != "cgroupfs" && c.CgroupDriver != "systemd" {
 		return bad("cgroup_driver", "%q is not one of cgroupfs, systemd", c.CgroupDriver)
 	}
+	if c.SandboxImage != "" {
+		// Pods run crid's built-in infra process; running the infra from an
+		// image is not built yet, and silently ignoring the key would mislead.
+		return bad("sandbox_image", "%q: pod infra from an image is not supported yet; leave it empty for the built-in infra process", c.SandboxImage)
+	}
 	if c.ShmSize <= 0 {
 		return bad("shm_size", "%d must be a positive number of bytes", c.ShmSize)
 	}

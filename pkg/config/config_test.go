@@ -82,6 +82,7 @@ func TestRejects(t *testing.T) {
 		{"half tls", "[stream]\ntls_cert = \"/c\"", "stream.tls_cert"},
 		{"bad metrics", "[metrics]\naddress = \"9090\"", "metrics.address"},
 		{"zero shm", "shm_size = 0", "shm_size"},
+		{"sandbox image", `sandbox_image = "registry.k8s.io/pause:3.10"`, "sandbox_image"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -18,7 +18,8 @@ cgroup_driver = "cgroupfs"
 # Runtime handler used when a pod names none; must be a key of [runtimes].
 default_runtime = "runc"
 # Image whose process holds a pod's namespaces. Empty: crid's built-in infra
-# process, so pods start without any image pull.
+# process, so pods start without any image pull. (Only empty is supported
+# for now; crid refuses to start with an image set.)
 sandbox_image = ""
 # Size in bytes of each pod's /dev/shm tmpfs.
 shm_size = 67108864

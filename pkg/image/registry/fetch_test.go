@@ -138,7 +138,7 @@ func TestManifestSizeLimit(t *testing.T) {
 	img := smallImage(t, "limit", ocispec.Platform{}, false)
 	// A valid manifest padded to exactly MaxManifestSize bytes.
 	m := ocispec.Manifest{Versioned: specs.Versioned{SchemaVersion: 2}, MediaType: ocispec.MediaTypeImageManifest,
-		Config: ocispec.Descriptor{MediaType: ocispec.MediaTypeImageConfig, Digest: img.ConfigDigest, Size: int64(len(img.Config))},
+		Config:      ocispec.Descriptor{MediaType: ocispec.MediaTypeImageConfig, Digest: img.ConfigDigest, Size: int64(len(img.Config))},
 		Annotations: map[string]string{"pad": ""}}
 	base, _ := json.Marshal(m)
 	m.Annotations["pad"] = strings.Repeat("p", MaxManifestSize-len(base))

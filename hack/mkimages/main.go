@@ -1,5 +1,11 @@
 // Command mkimages builds crid's standard test images from local material
-// (busybox-static, this machine's binaries) and pushes them to a registry.
+// (busybox-static, this machine's Debian binaries) and pushes them to a
+// registry over plain HTTP, printing one line per tag:
+//
+//	<registry>/<repo>:<tag> <manifest digest> <config digest (image ID)>
+//
+// Builds are reproducible, so a rerun prints the same digests and uploads
+// nothing new.
 //
 //	go run ./hack/mkimages -registry 127.0.0.1:5000 [-user u -password p] [-large]
 package main
@@ -16,54 +22,79 @@ import (
 
 func main() {
 	reg := flag.String("registry", "127.0.0.1:5000", "registry host:port (plain HTTP)")
-	user := flag.String("user", "", "registry user")
+	user := flag.String("user", "", "registry user (basic auth)")
 	pass := flag.String("password", "", "registry password")
-	large := flag.Bool("large", false, "also push crid-test/large (~100 MB, for benchmarks)")
+	large := flag.Bool("large", false, "also push crid-test/large (~100 MB over 5 layers, for benchmarks)")
+	timeout := flag.Duration("timeout", 10*time.Minute, "give up after this long")
 	flag.Parse()
-	if err := run(*reg, *user, *pass, *large); err != nil {
+	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
+	defer cancel()
+	p := &testimage.Pusher{Host: *reg, User: *user, Password: *pass}
+	if err := run(ctx, p, *large); err != nil {
 		fmt.Fprintln(os.Stderr, "mkimages:", err)
 		os.Exit(1)
 	}
 }
 
-func run(reg, user, pass string, large bool) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-	defer cancel()
-	p := &testimage.Pusher{Host: reg, User: user, Password: pass}
-	type job struct {
-		repo  string
-		tags  []string
-		build func() (*testimage.Built, error)
-	}
-	jobs := []job{
-		{"crid-test/busybox", []string{"latest", "1.36"}, testimage.Busybox},
-		{"crid-test/multilayer", []string{"latest"}, func() (*testimage.Built, error) { return testimage.MultiLayer(false) }},
-		{"crid-test/multilayer", []string{"docker"}, func() (*testimage.Built, error) { return testimage.MultiLayer(true) }},
-		{"crid-test/nonroot", []string{"latest"}, func() (*testimage.Built, error) { return testimage.NonRoot("1000:1000") }},
-		{"crid-test/nonroot", []string{"named"}, func() (*testimage.Built, error) { return testimage.NonRoot("crid") }},
+// job is one image (or index) pushed under tags.
+type job struct {
+	repo  string
+	tags  []string
+	image func() (*testimage.Built, error)
+	index func() (*testimage.BuiltIndex, error)
+}
+
+func jobs(large bool) []job {
+	js := []job{
+		{repo: "crid-test/busybox", tags: []string{"latest", "1.36"}, image: testimage.Busybox},
+		{repo: "crid-test/multilayer", tags: []string{"latest"}, image: func() (*testimage.Built, error) { return testimage.MultiLayer(false) }},
+		{repo: "crid-test/multilayer", tags: []string{"docker"}, image: func() (*testimage.Built, error) { return testimage.MultiLayer(true) }},
+		{repo: "crid-test/multiarch", tags: []string{"latest"}, index: testimage.MultiArch},
+		{repo: "crid-test/multiarch", tags: []string{"docker"}, index: testimage.MultiArchDocker},
+		{repo: "crid-test/nonroot", tags: []string{"latest"}, image: func() (*testimage.Built, error) { return testimage.NonRoot("1000:1000") }},
+		{repo: "crid-test/nonroot", tags: []string{"named"}, image: func() (*testimage.Built, error) { return testimage.NonRoot("crid") }},
+		{repo: "crid-test/full", tags: []string{"latest"}, image: testimage.Full},
 	}
 	if large {
-		jobs = append(jobs, job{"crid-test/large", []string{"latest"}, func() (*testimage.Built, error) { return testimage.Large(100, 5) }})
+		js = append(js, job{repo: "crid-test/large", tags: []string{"latest"}, image: func() (*testimage.Built, error) { return testimage.Large(100, 5) }})
 	}
-	for _, j := range jobs {
-		b, err := j.build()
-		if err != nil {
-			return fmt.Errorf("build %s: %w", j.repo, err)
-		}
-		if err := p.Push(ctx, j.repo, b, j.tags...); err != nil {
-			return fmt.Errorf("push %s: %w", j.repo, err)
+	return js
+}
+
+func run(ctx context.Context, p *testimage.Pusher, large bool) error {
+	start := time.Now()
+	for _, j := range jobs(large) {
+		t0 := time.Now()
+		var manifest, config, info string
+		if j.index != nil {
+			idx, err := j.index()
+			if err != nil {
+				return fmt.Errorf("build %s: %w", j.repo, err)
+			}
+			if err := p.PushIndex(ctx, j.repo, idx, j.tags...); err != nil {
+				return fmt.Errorf("push %s: %w", j.repo, err)
+			}
+			manifest, config, info = idx.Digest.String(), "index", fmt.Sprintf("%d platforms", len(idx.Images))
+		} else {
+			b, err := j.image()
+			if err != nil {
+				return fmt.Errorf("build %s: %w", j.repo, err)
+			}
+			if err := p.Push(ctx, j.repo, b, j.tags...); err != nil {
+				return fmt.Errorf("push %s: %w", j.repo, err)
+			}
+			manifest, config = b.ManifestDigest.String(), b.ConfigDigest.String()
+			var size int64
+			for _, l := range b.Layers {
+				size += l.Size
+			}
+			info = fmt.Sprintf("%d layers, %.1f MB tar, %.1f MB compressed", len(b.Layers), float64(b.TarSize)/1e6, float64(size)/1e6)
 		}
 		for _, t := range j.tags {
-			fmt.Printf("%s/%s:%s %s\n", reg, j.repo, t, b.ManifestDigest)
+			fmt.Printf("%s/%s:%s %s %s\n", p.Host, j.repo, t, manifest, config)
 		}
+		fmt.Fprintf(os.Stderr, "  %s:%v %s, built and pushed in %v\n", j.repo, j.tags, info, time.Since(t0).Round(time.Millisecond))
 	}
-	idx, err := testimage.MultiArch()
-	if err != nil {
-		return err
-	}
-	if err := p.PushIndex(ctx, "crid-test/multiarch", idx, "latest"); err != nil {
-		return fmt.Errorf("push multiarch: %w", err)
-	}
-	fmt.Printf("%s/crid-test/multiarch:latest %s\n", reg, idx.Digest)
+	fmt.Fprintf(os.Stderr, "done in %v\n", time.Since(start).Round(time.Millisecond))
 	return nil
 }

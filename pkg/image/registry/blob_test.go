@@ -39,6 +39,7 @@ func TestFetchBlob(t *testing.T) {
 		name    string
 		handler http.Handler
 		tamper  func([]byte) []byte
+		drop    bool // cut the connection halfway
 		desc    ocispec.Descriptor
 		openErr error  // from FetchBlob
 		readErr error  // from reading the blob to its end
@@ -58,6 +59,8 @@ func TestFetchBlob(t *testing.T) {
 			readErr: errdefs.ErrInvalidArgument, substr: "truncated"},
 		{name: "chunked, larger", handler: chunked(long), desc: layer,
 			readErr: errdefs.ErrInvalidArgument, substr: "larger"},
+		{name: "connection cut halfway", drop: true, desc: layer,
+			readErr: errdefs.ErrUnavailable, substr: "read blob"},
 		{name: "unknown blob", desc: ocispec.Descriptor{Digest: digest.FromString("absent"), Size: 6},
 			openErr: errdefs.ErrNotFound},
 		{name: "invalid digest", desc: ocispec.Descriptor{Digest: "sha256:xyz", Size: 1},
@@ -77,6 +80,9 @@ func TestFetchBlob(t *testing.T) {
 						}
 						return data
 					}
+				}
+				if tc.drop {
+					srv.DropAfter = func(d digest.Digest) (int64, bool) { return int64(len(blob) / 2), d == layer.Digest }
 				}
 				h = srv
 			}

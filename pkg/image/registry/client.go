@@ -100,7 +100,10 @@ func NewClient(configDir string, platform Platform, log *slog.Logger) *Client {
 
 func (c *Client) httpClient(ep *Endpoint) *http.Client {
 	key := ep.URL.Scheme + "://" + ep.URL.Host
-	if ep.TLS != nil {
+	switch {
+	case ep.TLS != nil && ep.tlsKey != "":
+		key += "|" + ep.tlsKey
+	case ep.TLS != nil:
 		key += fmt.Sprintf("|%v|%p", ep.TLS.InsecureSkipVerify, ep.TLS.RootCAs)
 	}
 	c.mu.Lock()
@@ -169,8 +172,10 @@ const maxAttempts = 3
 func (c *Client) get(ctx context.Context, ep *Endpoint, path, repo string, accept []string, creds *Credentials) (*http.Response, error) {
 	u := *ep.URL
 	u.Path = ep.apiBase() + path
-	if ep.Mirror {
-		u.RawQuery = "ns=" + url.QueryEscape(repo[:strings.IndexByte(repo+"/", '/')])
+	// containerd's convention: a mirror learns which registry it stands in
+	// for from ?ns=<registry host>.
+	if ep.Mirror && ep.ns != "" && ep.ns != ep.URL.Host {
+		u.RawQuery = "ns=" + url.QueryEscape(ep.ns)
 	}
 	var lastErr error
 	backoff := 200 * time.Millisecond
@@ -302,7 +307,7 @@ func (c *Client) fetchToken(ctx context.Context, ep *Endpoint, realm, service, s
 	if err != nil {
 		return token{}, fmt.Errorf("token request: %w", err)
 	}
-	resp, err := c.httpClient(&Endpoint{URL: ru, TLS: ep.TLS}).Do(req)
+	resp, err := c.httpClient(&Endpoint{URL: ru, TLS: ep.TLS, tlsKey: ep.tlsKey}).Do(req)
 	if err != nil {
 		return token{}, fmt.Errorf("token from %s: %v: %w", ru.Host, err, errdefs.ErrUnavailable)
 	}

@@ -247,6 +247,37 @@ func TestTokenCachePerCredentials(t *testing.T) {
 	}
 }
 
+// Pulls sharing a client and its token cache may run at once.
+func TestConcurrentPulls(t *testing.T) {
+	img := smallImage(t, "concurrent", ocispec.Platform{}, false)
+	ts := &tokenServer{service: "svc", scope: "repository:library/app:pull", issued: map[string]bool{}}
+	tokenHost := serve(t, ts)
+	srv := testimage.NewServer()
+	srv.Add("library/app", "v1", img)
+	host := serve(t, bearerGate(srv, ts, `Bearer realm="http://`+tokenHost+`/token",service="svc"`, "", false))
+	c := newTestClient("")
+	ref := mustRef(t, host+"/library/app:v1")
+	const n = 6
+	errs := make(chan error, n)
+	for i := 0; i < n; i++ {
+		go func() {
+			res, err := c.Pull(context.Background(), ref, nil)
+			if err == nil && res.ManifestDigest != img.ManifestDigest {
+				err = fmt.Errorf("pulled %s", res.ManifestDigest)
+			}
+			errs <- err
+		}()
+	}
+	for i := 0; i < n; i++ {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+	if gets, _ := ts.requests(); gets < 1 || gets > n {
+		t.Errorf("%d token requests for %d pulls", gets, n)
+	}
+}
+
 func TestStatusAndRetry(t *testing.T) {
 	img := smallImage(t, "retry", ocispec.Platform{}, false)
 	for _, tc := range []struct {

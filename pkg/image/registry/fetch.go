@@ -114,6 +114,9 @@ func (c *Client) pullFrom(ctx context.Context, ep *Endpoint, repo, tagOrDigest s
 		if err != nil {
 			return nil, fmt.Errorf("index %s: %w", dgst, err)
 		}
+		if err := desc.Digest.Validate(); err != nil {
+			return nil, fmt.Errorf("index %s: manifest digest %q: %v: %w", dgst, desc.Digest, err, errdefs.ErrInvalidArgument)
+		}
 		if data, mediaType, dgst, err = c.fetchManifest(ctx, ep, repo, desc.Digest.String(), desc.Digest, creds); err != nil {
 			return nil, err
 		}
@@ -165,7 +168,11 @@ func (c *Client) fetchManifest(ctx context.Context, ep *Endpoint, repo, tagOrDig
 	if len(data) > MaxManifestSize {
 		return nil, "", "", fmt.Errorf("manifest %s is over the %d byte limit: %w", tagOrDigest, MaxManifestSize, errdefs.ErrInvalidArgument)
 	}
-	got := digest.SHA256.FromBytes(data)
+	alg := digest.Canonical
+	if want != "" {
+		alg = want.Algorithm() // validated by the reference parser or pullFrom
+	}
+	got := alg.FromBytes(data)
 	if want != "" && got != want {
 		return nil, "", "", fmt.Errorf("manifest %s: content has digest %s: %w", want, got, errdefs.ErrInvalidArgument)
 	}
@@ -292,7 +299,7 @@ func (v *verifyingReader) Read(p []byte) (int, error) {
 		}
 		return n, v.err
 	case err != nil:
-		v.err = fmt.Errorf("read blob %s: %v: %w", v.desc.Digest, err, errdefs.ErrUnavailable)
+		v.err = fmt.Errorf("read blob %s: %w: %w", v.desc.Digest, err, errdefs.ErrUnavailable)
 		return n, v.err
 	}
 	return n, nil

@@ -144,10 +144,9 @@ func (reg *fakeReg) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // countingHandler counts requests to next by whether their path contains
 // "/manifests/" or "/blobs/".
 type countingHandler struct {
-	next              http.Handler
-	mu                sync.Mutex
-	manifests, blobs  int
-	authorizationSeen []string
+	next             http.Handler
+	mu               sync.Mutex
+	manifests, blobs int
 }
 
 func (c *countingHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -158,7 +157,6 @@ func (c *countingHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case strings.Contains(r.URL.Path, "/blobs/"):
 		c.blobs++
 	}
-	c.authorizationSeen = append(c.authorizationSeen, r.Header.Get("Authorization"))
 	c.mu.Unlock()
 	c.next.ServeHTTP(w, r)
 }

@@ -4,8 +4,10 @@
 package registry
 
 import (
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -14,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"sort"
 	"strings"
 
 	"github.com/pelletier/go-toml/v2"
@@ -30,6 +33,9 @@ type Endpoint struct {
 	Mirror       bool     // not the registry itself
 	Header       http.Header
 	TLS          *tls.Config
+
+	ns     string // registry host a mirror stands in for (its ?ns=)
+	tlsKey string // identifies TLS settings across Endpoints calls
 }
 
 // apiBase returns the URL path prefix of the distribution API.
@@ -60,7 +66,7 @@ type hostEntry struct {
 	Client       any            `toml:"client"`
 }
 
-var hostTable = regexp.MustCompile(`(?m)^\s*\[\s*host\.("([^"]+)"|'([^']+)')\s*\]`)
+var hostTable = regexp.MustCompile(`(?m)^\s*\[\s*host\s*\.\s*("([^"]+)"|'([^']+)')`)
 
 // Endpoints returns where host's content is fetched from: the mirrors of
 // <configDir>/<host>/hosts.toml (else <configDir>/_default/hosts.toml) in
@@ -126,9 +132,24 @@ func parseHosts(data []byte, host, dir string) ([]*Endpoint, error) {
 	}
 	var eps []*Endpoint
 	// go-toml maps lose order; the file's order of [host."..."] tables is
-	// the order mirrors are tried in.
+	// the order mirrors are tried in. Hosts written otherwise (dotted keys,
+	// inline tables) follow, sorted, rather than being dropped.
+	seen := map[string]bool{}
+	var names []string
 	for _, m := range hostTable.FindAllStringSubmatch(string(data), -1) {
-		name := m[2] + m[3]
+		if name := m[2] + m[3]; !seen[name] {
+			seen[name] = true
+			names = append(names, name)
+		}
+	}
+	var rest []string
+	for name := range f.Host {
+		if !seen[name] {
+			rest = append(rest, name)
+		}
+	}
+	sort.Strings(rest)
+	for _, name := range append(names, rest...) {
 		h, ok := f.Host[name]
 		if !ok {
 			continue
@@ -137,7 +158,7 @@ func parseHosts(data []byte, host, dir string) ([]*Endpoint, error) {
 		if err != nil {
 			return nil, fmt.Errorf("host %q: %w", name, err)
 		}
-		ep.Mirror = true
+		ep.Mirror, ep.ns = true, host
 		eps = append(eps, ep)
 	}
 	server := defaultServer(host)
@@ -148,11 +169,11 @@ func parseHosts(data []byte, host, dir string) ([]*Endpoint, error) {
 		}
 		server = ep
 	} else if f.SkipVerify || f.CA != nil {
-		tlsCfg, err := tlsConfig(f.SkipVerify, f.CA, dir)
+		tlsCfg, key, err := tlsConfig(f.SkipVerify, f.CA, dir)
 		if err != nil {
 			return nil, err
 		}
-		server.TLS = tlsCfg
+		server.TLS, server.tlsKey = tlsCfg, key
 	}
 	return append(eps, server), nil
 }
@@ -192,13 +213,15 @@ func newEndpoint(raw string, caps []string, skipVerify bool, ca any, overridePat
 			return nil, fmt.Errorf("header %q must be a string or list: %w", k, errdefs.ErrInvalidArgument)
 		}
 	}
-	if ep.TLS, err = tlsConfig(skipVerify, ca, dir); err != nil {
+	if ep.TLS, ep.tlsKey, err = tlsConfig(skipVerify, ca, dir); err != nil {
 		return nil, err
 	}
 	return ep, nil
 }
 
-func tlsConfig(skipVerify bool, ca any, dir string) (*tls.Config, error) {
+// tlsConfig also returns a key naming the settings (skip_verify and the CA
+// files' contents), equal across calls for equal settings.
+func tlsConfig(skipVerify bool, ca any, dir string) (*tls.Config, string, error) {
 	var files []string
 	switch v := ca.(type) {
 	case nil:
@@ -209,11 +232,13 @@ func tlsConfig(skipVerify bool, ca any, dir string) (*tls.Config, error) {
 			files = append(files, fmt.Sprint(x))
 		}
 	default:
-		return nil, fmt.Errorf("ca must be a path or a list of paths: %w", errdefs.ErrInvalidArgument)
+		return nil, "", fmt.Errorf("ca must be a path or a list of paths: %w", errdefs.ErrInvalidArgument)
 	}
 	if !skipVerify && len(files) == 0 {
-		return nil, nil
+		return nil, "", nil
 	}
+	key := sha256.New()
+	fmt.Fprintf(key, "skip_verify=%v\n", skipVerify)
 	cfg := &tls.Config{InsecureSkipVerify: skipVerify, MinVersion: tls.VersionTLS12}
 	if len(files) > 0 {
 		pool, err := x509.SystemCertPool()
@@ -226,13 +251,14 @@ func tlsConfig(skipVerify bool, ca any, dir string) (*tls.Config, error) {
 			}
 			pem, err := os.ReadFile(f)
 			if err != nil {
-				return nil, fmt.Errorf("read ca %s: %w", f, err)
+				return nil, "", fmt.Errorf("read ca %s: %w", f, err)
 			}
 			if !pool.AppendCertsFromPEM(pem) {
-				return nil, fmt.Errorf("ca %s holds no PEM certificate: %w", f, errdefs.ErrInvalidArgument)
+				return nil, "", fmt.Errorf("ca %s holds no PEM certificate: %w", f, errdefs.ErrInvalidArgument)
 			}
+			key.Write(pem)
 		}
 		cfg.RootCAs = pool
 	}
-	return cfg, nil
+	return cfg, hex.EncodeToString(key.Sum(nil)), nil
 }

@@ -1,7 +1,7 @@
 package registry
 
-// Tests of behaviour the package gets wrong today. Each skips with the
-// reason; remove the skip together with the fix.
+// Regression tests for bugs found in review: mirror ns, host table forms,
+// transport reuse with a CA, and digests other than sha256.
 
 import (
 	"context"
@@ -18,19 +18,9 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
-var skipKnownBugs = os.Getenv("CRID_REGISTRY_KNOWN_BUGS") == ""
-
-func knownBug(t *testing.T, why string) {
-	t.Helper()
-	if skipKnownBugs {
-		t.Skip("known bug: " + why)
-	}
-}
-
 // containerd's convention: ns names the registry host of the reference
 // (e.g. docker.io), so one mirror can proxy several registries.
 func TestMirrorNamespaceIsRegistryHost(t *testing.T) {
-	knownBug(t, "get() sends the first repository path component (ns=library), not the registry host")
 	img := smallImage(t, "ns", ocispec.Platform{}, false)
 	mirror := newFakeReg()
 	mirror.addImage("library/app", "v1", img)
@@ -51,11 +41,11 @@ func TestMirrorNamespaceIsRegistryHost(t *testing.T) {
 // Valid TOML spellings of a host table other than a [host."..."] header
 // must not silently drop the mirror.
 func TestHostTableForms(t *testing.T) {
-	knownBug(t, "parseHosts only keeps hosts found by the [host.\"...\"] header regexp")
 	for name, content := range map[string]string{
-		"only a header sub-table": "[host.\"https://m.test\".header]\n  x-a = \"1\"\n",
-		"dotted keys":             "host.\"https://m.test\".capabilities = [\"pull\"]\n",
-		"inline table":            "[host]\n  \"https://m.test\" = { capabilities = [\"pull\"] }\n",
+		"header":       "server = \"https://reg.test\"\n[host.\"https://m.test\"]\ncapabilities = [\"pull\", \"resolve\"]\n",
+		"dotted keys":  "server = \"https://reg.test\"\nhost.\"https://m.test\".capabilities = [\"pull\", \"resolve\"]\n",
+		"inline table": "server = \"https://reg.test\"\nhost = { \"https://m.test\" = { capabilities = [\"pull\", \"resolve\"] } }\n",
+		"sub-table":    "server = \"https://reg.test\"\n[host.\"https://m.test\".header]\nx-crid = \"1\"\n",
 	} {
 		dir := t.TempDir()
 		writeHosts(t, dir, "reg.test", content)
@@ -71,7 +61,6 @@ func TestHostTableForms(t *testing.T) {
 
 // One transport per endpoint TLS setting, not one per call.
 func TestHTTPClientReusedWithCA(t *testing.T) {
-	knownBug(t, "httpClient keys on the RootCAs pointer, and every Endpoints call builds a new pool")
 	cert, certPEM := selfSigned(t)
 	reg := newFakeReg()
 	img := smallImage(t, "reuse", ocispec.Platform{}, false)
@@ -108,7 +97,6 @@ func TestHTTPClientReusedWithCA(t *testing.T) {
 
 // A reference may name its manifest by any available digest algorithm.
 func TestPullBySHA512Digest(t *testing.T) {
-	knownBug(t, "fetchManifest always hashes with SHA-256, so want (sha512) never matches")
 	img := smallImage(t, "sha512", ocispec.Platform{}, false)
 	reg := newFakeReg()
 	reg.addImage("library/app", "", img)

@@ -9,16 +9,22 @@ import (
 )
 
 // Stop tears down the pod's network and ends its infra process; the
-// sandbox stays listed as not ready until removed. Stopping a stopped
-// sandbox succeeds.
+// sandbox stays listed as not ready until removed. Stopping a stopped or
+// unknown sandbox succeeds: the CRI contract makes StopPodSandbox
+// idempotent "if all relevant resources have already been reclaimed".
 func (m *Manager) Stop(ctx context.Context, idOrPrefix string) error {
 	sb, err := m.Resolve(idOrPrefix)
+	if errdefs.IsNotFound(err) {
+		return nil
+	}
 	if err != nil {
 		return err
 	}
 	unlock := m.lock(sb.ID)
 	defer unlock()
-	if sb, err = m.get(sb.ID); err != nil {
+	if sb, err = m.get(sb.ID); errdefs.IsNotFound(err) {
+		return nil
+	} else if err != nil {
 		return err
 	}
 	// TODO(containers issue): stop the sandbox's containers first.

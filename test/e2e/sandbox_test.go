@@ -128,6 +128,10 @@ func TestRunPodSandboxNetworkPortsAndCleanup(t *testing.T) {
 		t.Errorf("id prefix filter found %d", len(l.GetItems()))
 	}
 
+	// Stopping an unknown sandbox succeeds (CRI: resources already reclaimed).
+	if _, err := d.Runtime.StopPodSandbox(ctx, &runtime.StopPodSandboxRequest{PodSandboxId: "0123456789abcdef"}); err != nil {
+		t.Fatalf("stop of an unknown sandbox: %v", err)
+	}
 	for range 2 { // StopPodSandbox is idempotent
 		if _, err := d.Runtime.StopPodSandbox(ctx, &runtime.StopPodSandboxRequest{PodSandboxId: id}); err != nil {
 			t.Fatal(err)

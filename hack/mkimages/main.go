@@ -26,11 +26,12 @@ func main() {
 	pass := flag.String("password", "", "registry password")
 	large := flag.Bool("large", false, "also push crid-test/large (~100 MB over 5 layers, for benchmarks)")
 	timeout := flag.Duration("timeout", 10*time.Minute, "give up after this long")
+	critest := flag.Bool("critest", false, "also push busybox under the names cri-tools' critest pulls (serve them through a _default mirror)")
 	flag.Parse()
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
 	p := &testimage.Pusher{Host: *reg, User: *user, Password: *pass}
-	if err := run(ctx, p, *large); err != nil {
+	if err := run(ctx, p, *large, *critest); err != nil {
 		fmt.Fprintln(os.Stderr, "mkimages:", err)
 		os.Exit(1)
 	}
@@ -44,7 +45,40 @@ type job struct {
 	index func() (*testimage.BuiltIndex, error)
 }
 
-func jobs(large bool) []job {
+// critestJobs are the images cri-tools' critest pulls, as repository paths
+// on a registry that a crid _default hosts.toml mirror serves for every
+// host (gcr.io/k8s-staging-cri-tools/x -> k8s-staging-cri-tools/x). All are
+// busybox; user and label settings make them what each test expects.
+func critestJobs() []job {
+	const cri = "k8s-staging-cri-tools/"
+	variant := func(user, label string) func() (*testimage.Built, error) {
+		return func() (*testimage.Built, error) {
+			base, err := testimage.BusyboxLayer()
+			if err != nil {
+				return nil, err
+			}
+			cfg := testimage.BusyboxConfig()
+			cfg.User = user
+			return testimage.Build(testimage.Image{Layers: []testimage.Layer{base}, Config: cfg, Labels: map[string]string{"critest": label}})
+		}
+	}
+	return []job{
+		{repo: "e2e-test-images/busybox", tags: []string{"1.29-2"}, image: testimage.Busybox},
+		{repo: "pause", tags: []string{"3.9", "3.10"}, image: variant("", "pause")},
+		{repo: cri + "test-image-latest", tags: []string{"latest"}, image: variant("", "latest")},
+		{repo: cri + "test-image-tag", tags: []string{"test", "all"}, image: variant("", "tag")},
+		{repo: cri + "test-image-tags", tags: []string{"1", "2", "3"}, image: variant("", "tags")},
+		{repo: cri + "test-image-1", tags: []string{"latest"}, image: variant("", "1")},
+		{repo: cri + "test-image-2", tags: []string{"latest"}, image: variant("", "2")},
+		{repo: cri + "test-image-3", tags: []string{"latest"}, image: variant("", "3")},
+		{repo: cri + "test-image-user-uid", tags: []string{"latest"}, image: variant("1002", "uid")},
+		{repo: cri + "test-image-user-username", tags: []string{"latest"}, image: variant("www-data", "username")},
+		{repo: cri + "test-image-user-uid-group", tags: []string{"latest"}, image: variant("1003:users", "uid-group")},
+		{repo: cri + "test-image-user-username-group", tags: []string{"latest"}, image: variant("www-data:www-data", "username-group")},
+	}
+}
+
+func jobs(large, critest bool) []job {
 	js := []job{
 		{repo: "crid-test/busybox", tags: []string{"latest", "1.36"}, image: testimage.Busybox},
 		{repo: "crid-test/multilayer", tags: []string{"latest"}, image: func() (*testimage.Built, error) { return testimage.MultiLayer(false) }},
@@ -55,15 +89,18 @@ func jobs(large bool) []job {
 		{repo: "crid-test/nonroot", tags: []string{"named"}, image: func() (*testimage.Built, error) { return testimage.NonRoot("crid") }},
 		{repo: "crid-test/full", tags: []string{"latest"}, image: testimage.Full},
 	}
+	if critest {
+		js = append(js, critestJobs()...)
+	}
 	if large {
 		js = append(js, job{repo: "crid-test/large", tags: []string{"latest"}, image: func() (*testimage.Built, error) { return testimage.Large(100, 5) }})
 	}
 	return js
 }
 
-func run(ctx context.Context, p *testimage.Pusher, large bool) error {
+func run(ctx context.Context, p *testimage.Pusher, large, critest bool) error {
 	start := time.Now()
-	for _, j := range jobs(large) {
+	for _, j := range jobs(large, critest) {
 		t0 := time.Now()
 		var manifest, config, info string
 		if j.index != nil {

@@ -53,10 +53,10 @@ func User(cfg *ocispec.Image) (uid *int64, username string) {
 	return nil, user
 }
 
-// Remove deletes the image ref names. Removing by a tag that is one of
-// several names only untags; by ID, or the last name, removes the image and
-// then the layers no image uses any more. An unknown image is not an error
-// (CRI's RemoveImage is idempotent).
+// Remove deletes the image ref names, with all its tags and digests, as
+// CRI's RemoveImage means (critest: "removing image by one tag should remove
+// all tags"), then the layers no image uses any more. An unknown image is
+// not an error: RemoveImage is idempotent.
 func (s *Service) Remove(ctx context.Context, ref string) error {
 	removed := false
 	err := s.db.Update(func(tx *store.Tx) error {
@@ -66,20 +66,6 @@ func (s *Service) Remove(ctx context.Context, ref string) error {
 		}
 		if err != nil {
 			return err
-		}
-		name := ""
-		if _, isID := fullID(ref); !isID {
-			if r, err := ParseRef(ref); err == nil {
-				name = r.String()
-				if r.Digest != "" {
-					name = r.Name + "@" + r.Digest
-				}
-			}
-		}
-		tags, digests := without(img.RepoTags, name), without(img.RepoDigests, name)
-		if name != "" && len(tags)+len(digests) < len(img.RepoTags)+len(img.RepoDigests) && len(tags) > 0 {
-			img.RepoTags, img.RepoDigests = tags, keepDigestsOfTags(digests, tags)
-			return tx.PutImage(img)
 		}
 		removed = true
 		return tx.DeleteImage(img.ID)
@@ -100,23 +86,6 @@ func without(list []string, v string) []string {
 	for _, x := range list {
 		if x != v {
 			out = append(out, x)
-		}
-	}
-	return out
-}
-
-// keepDigestsOfTags keeps the repo digests of repositories still tagged.
-func keepDigestsOfTags(digests, tags []string) []string {
-	repos := map[string]bool{}
-	for _, t := range tags {
-		if r, err := ParseRef(t); err == nil {
-			repos[r.Name] = true
-		}
-	}
-	var out []string
-	for _, d := range digests {
-		if r, err := ParseRef(d); err == nil && repos[r.Name] {
-			out = append(out, d)
 		}
 	}
 	return out

@@ -7,6 +7,9 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/crid-dev/crid/pkg/errdefs"
 	"github.com/crid-dev/crid/pkg/sysinfo"
@@ -114,7 +117,14 @@ func removeCgroup(path string) error {
 	}
 	var errs []error
 	for _, h := range hierarchies() {
-		if err := os.Remove(filepath.Join(h, path)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		dir := filepath.Join(h, path)
+		// A just-killed process leaves its cgroup a moment after it dies.
+		err := os.Remove(dir)
+		for i := 0; errors.Is(err, unix.EBUSY) && i < 200; i++ {
+			time.Sleep(10 * time.Millisecond)
+			err = os.Remove(dir)
+		}
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
 			errs = append(errs, fmt.Errorf("remove cgroup: %w", err))
 		}
 	}

@@ -27,13 +27,14 @@ cleanup() {
     kill -TERM "$crid_pid" 2>/dev/null
     wait "$crid_pid" 2>/dev/null
   fi
-  # Infra processes of pods the suite did not remove: their netns pins name them.
-  for pin in "$work"/state/netns/*; do
+  # Infra processes of pods the suite did not remove: the UTS namespace pins
+  # of their sandboxes (every pod has one, host-network pods too) name them.
+  for pin in "$work"/state/sandboxes/*/ns/uts; do
     [ -e "$pin" ] || continue
     ino=$(stat -L -c %i "$pin" 2>/dev/null) || continue
     for p in /proc/[0-9]*; do
       case "$(tr '\0' ' ' <"$p/cmdline" 2>/dev/null)" in
-      crid-infra*) [ "$(stat -L -c %i "$p/ns/net" 2>/dev/null)" = "$ino" ] && kill -9 "${p#/proc/}" ;;
+      crid-infra*) [ "$(stat -L -c %i "$p/ns/uts" 2>/dev/null)" = "$ino" ] && kill -9 "${p#/proc/}" ;;
       esac
     done
   done

@@ -1,8 +1,10 @@
 package e2e
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -56,6 +58,7 @@ exec /usr/lib/cni/bridge "$@"
 	}
 	n := framework.NewNetwork(t, "slowbridge")
 	d := framework.Start(t, framework.Options{CNIConfDir: n.ConfDir, CNIBinDirs: []string{bin}})
+	before := infraPids()
 	go d.Runtime.RunPodSandbox(ctxT(t), &runtime.RunPodSandboxRequest{Config: podConfig("crash")})
 	deadline := time.Now().Add(20 * time.Second)
 	for len(entries(t, filepath.Join(d.State, "sandboxes"))) == 0 || len(entries(t, filepath.Join(d.State, "netns"))) == 0 {
@@ -69,14 +72,26 @@ exec /usr/lib/cni/bridge "$@"
 	time.Sleep(2500 * time.Millisecond) // the orphaned plugin gives up
 	d.Launch()
 	assertNoPodLeftovers(t, d, n)
-	if out, _ := os.ReadFile("/proc/self/mountinfo"); len(out) > 0 {
-		// also no process still running the infra of that pod
-		procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
-		for _, p := range procs {
-			data, _ := os.ReadFile(p)
-			if len(data) > 10 && string(data[:10]) == "crid-infra" {
-				t.Errorf("infra process left: %s", p)
-			}
+	// No infra process of the interrupted pod survives: none that appeared
+	// since this daemon started is still running.
+	for pid := range infraPids() {
+		if !before[pid] {
+			t.Errorf("infra process %d left behind", pid)
 		}
 	}
+}
+
+// infraPids returns the running (not zombie) crid infra processes.
+func infraPids() map[int]bool {
+	out := map[int]bool{}
+	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, p := range procs {
+		data, _ := os.ReadFile(p)
+		if strings.HasPrefix(string(data), "crid-infra\x00") {
+			var pid int
+			fmt.Sscanf(filepath.Base(filepath.Dir(p)), "%d", &pid)
+			out[pid] = true
+		}
+	}
+	return out
 }

@@ -82,41 +82,31 @@ func (db *userDB) read(name string) ([]byte, error) {
 
 func (db *userDB) userByName(name string) (passwdEntry, bool, error) {
 	users, err := db.passwd()
-	if err != nil {
-		return passwdEntry{}, false, err
-	}
-	for _, u := range users {
-		if u.name == name {
-			return u, true, nil
-		}
-	}
-	return passwdEntry{}, false, nil
+	u, ok := first(users, func(u passwdEntry) bool { return u.name == name })
+	return u, ok, err
 }
 
 func (db *userDB) userByID(uid uint32) (passwdEntry, bool, error) {
 	users, err := db.passwd()
-	if err != nil {
-		return passwdEntry{}, false, err
-	}
-	for _, u := range users {
-		if u.uid == uid {
-			return u, true, nil
-		}
-	}
-	return passwdEntry{}, false, nil
+	u, ok := first(users, func(u passwdEntry) bool { return u.uid == uid })
+	return u, ok, err
 }
 
 func (db *userDB) groupByName(name string) (groupEntry, bool, error) {
 	groups, err := db.group()
-	if err != nil {
-		return groupEntry{}, false, err
-	}
-	for _, g := range groups {
-		if g.name == name {
-			return g, true, nil
+	g, ok := first(groups, func(g groupEntry) bool { return g.name == name })
+	return g, ok, err
+}
+
+// first returns the first item that matches.
+func first[T any](items []T, match func(T) bool) (T, bool) {
+	for _, it := range items {
+		if match(it) {
+			return it, true
 		}
 	}
-	return groupEntry{}, false, nil
+	var zero T
+	return zero, false
 }
 
 // parsePasswd reads name:password:uid:gid:gecos:home:shell lines; malformed

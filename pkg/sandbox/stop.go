@@ -13,20 +13,11 @@ import (
 // unknown sandbox succeeds: the CRI contract makes StopPodSandbox
 // idempotent "if all relevant resources have already been reclaimed".
 func (m *Manager) Stop(ctx context.Context, idOrPrefix string) error {
-	sb, err := m.Resolve(idOrPrefix)
-	if errdefs.IsNotFound(err) {
-		return nil
-	}
-	if err != nil {
+	sb, unlock, err := m.lockExisting(idOrPrefix)
+	if sb == nil {
 		return err
 	}
-	unlock := m.lock(sb.ID)
 	defer unlock()
-	if sb, err = m.get(sb.ID); errdefs.IsNotFound(err) {
-		return nil
-	} else if err != nil {
-		return err
-	}
 	// TODO(containers issue): stop the sandbox's containers first.
 	if err := m.teardown(ctx, sb, false, false); err != nil {
 		return fmt.Errorf("stop pod sandbox %s: %w", sb.ID, err)
@@ -44,26 +35,39 @@ func (m *Manager) Stop(ctx context.Context, idOrPrefix string) error {
 // Remove stops the sandbox if needed and deletes everything it had. An
 // unknown sandbox is not an error.
 func (m *Manager) Remove(ctx context.Context, idOrPrefix string) error {
-	sb, err := m.Resolve(idOrPrefix)
-	if errdefs.IsNotFound(err) {
-		return nil
-	}
-	if err != nil {
+	sb, unlock, err := m.lockExisting(idOrPrefix)
+	if sb == nil {
 		return err
 	}
-	unlock := m.lock(sb.ID)
 	defer unlock()
-	if sb, err = m.get(sb.ID); errdefs.IsNotFound(err) {
-		return nil
-	} else if err != nil {
-		return err
-	}
 	if err := m.teardown(ctx, sb, true, false); err != nil {
 		return fmt.Errorf("remove pod sandbox %s: %w", sb.ID, err)
 	}
 	m.locks.Delete(sb.ID)
 	m.log.Info("pod sandbox removed", "sandbox", sb.ID)
 	return nil
+}
+
+// lockExisting resolves a sandbox and locks it, re-reading the record under
+// the lock. A sandbox that does not exist (or vanished meanwhile) gives nil
+// and no error: Stop and Remove are idempotent.
+func (m *Manager) lockExisting(idOrPrefix string) (*store.Sandbox, func(), error) {
+	sb, err := m.Resolve(idOrPrefix)
+	if errdefs.IsNotFound(err) {
+		return nil, nil, nil
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	unlock := m.lock(sb.ID)
+	if sb, err = m.get(sb.ID); err != nil {
+		unlock()
+		if errdefs.IsNotFound(err) {
+			err = nil
+		}
+		return nil, nil, err
+	}
+	return sb, unlock, nil
 }
 
 func (m *Manager) get(id string) (*store.Sandbox, error) {

@@ -2,9 +2,6 @@ package registry
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,49 +10,16 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
+
+	"github.com/distribution/reference"
 
 	"github.com/crid-dev/crid/pkg/errdefs"
 )
-
-// Credentials mirror CRI's AuthConfig.
-type Credentials struct {
-	Username      string
-	Password      string
-	Auth          string // base64 "user:password"
-	IdentityToken string // OAuth2 refresh token
-	RegistryToken string // bearer token sent as is
-}
-
-// Key identifies the credentials (hashed) so pulls with different ones are
-// never shared; "" for anonymous.
-func (c *Credentials) Key() string {
-	if c == nil {
-		return ""
-	}
-	sum := sha256.Sum256([]byte(c.Username + "\x00" + c.Password + "\x00" + c.Auth + "\x00" + c.IdentityToken + "\x00" + c.RegistryToken))
-	return hex.EncodeToString(sum[:8])
-}
-
-func (c *Credentials) userPass() (string, string, bool) {
-	if c == nil {
-		return "", "", false
-	}
-	if c.Username != "" || c.Password != "" {
-		return c.Username, c.Password, true
-	}
-	if c.Auth != "" {
-		raw, err := base64.StdEncoding.DecodeString(c.Auth)
-		if err == nil {
-			if u, p, ok := strings.Cut(string(raw), ":"); ok {
-				return u, p, true
-			}
-		}
-	}
-	return "", "", false
-}
 
 // Client talks to registries. It is safe for concurrent use.
 type Client struct {
@@ -63,16 +27,24 @@ type Client struct {
 	platform  Platform
 	log       *slog.Logger
 	userAgent string
+	// stallTimeout aborts a response body that delivers no byte for this
+	// long; backoff is the first retry's delay.
+	stallTimeout time.Duration
+	backoff      time.Duration
 
 	mu      sync.Mutex
-	clients map[string]*http.Client // per endpoint TLS settings
-	tokens  map[string]token        // by host, scope and credentials
+	clients map[string]*http.Client // one per endpoint and TLS settings
+	auth    map[string]cachedAuth   // see bearerKey and basicKey
+	down    map[string]time.Time    // mirrors that refused connections, until
 }
 
-type token struct {
-	value   string
-	expires time.Time
-}
+const (
+	maxAttempts     = 3                // per request, on transient errors
+	maxRetryAfter   = 10 * time.Second // longest Retry-After honoured
+	mirrorDownFor   = 30 * time.Second // a mirror that refused a connection is skipped this long
+	defaultStall    = 2 * time.Minute
+	defaultDialWait = 30 * time.Second
+)
 
 // Platform selects an image from a multi-platform index.
 type Platform struct{ OS, Architecture, Variant string }
@@ -90,21 +62,25 @@ func ParsePlatform(s string) (Platform, error) {
 	return p, nil
 }
 
-// NewClient returns a client reading mirrors from configDir (certs.d layout).
+// NewClient returns a client reading mirrors from configDir (certs.d
+// layout; "" for none) and choosing platform's image from indexes.
 func NewClient(configDir string, platform Platform, log *slog.Logger) *Client {
 	return &Client{
 		configDir: configDir, platform: platform, log: log, userAgent: "crid",
-		clients: map[string]*http.Client{}, tokens: map[string]token{},
+		stallTimeout: defaultStall, backoff: 200 * time.Millisecond,
+		clients: map[string]*http.Client{}, auth: map[string]cachedAuth{}, down: map[string]time.Time{},
 	}
 }
 
 func (c *Client) httpClient(ep *Endpoint) *http.Client {
 	key := ep.URL.Scheme + "://" + ep.URL.Host
-	switch {
-	case ep.TLS != nil && ep.tlsKey != "":
+	if ep.TLS != nil {
 		key += "|" + ep.tlsKey
-	case ep.TLS != nil:
-		key += fmt.Sprintf("|%v|%p", ep.TLS.InsecureSkipVerify, ep.TLS.RootCAs)
+	}
+	dial := defaultDialWait
+	if ep.DialTimeout > 0 {
+		dial = ep.DialTimeout
+		key += "|" + dial.String()
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -113,7 +89,7 @@ func (c *Client) httpClient(ep *Endpoint) *http.Client {
 	}
 	tr := &http.Transport{
 		Proxy:                 http.ProxyFromEnvironment,
-		DialContext:           (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		DialContext:           (&net.Dialer{Timeout: dial, KeepAlive: 30 * time.Second}).DialContext,
 		TLSClientConfig:       ep.TLS,
 		TLSHandshakeTimeout:   10 * time.Second,
 		ResponseHeaderTimeout: 60 * time.Second,
@@ -126,15 +102,90 @@ func (c *Client) httpClient(ep *Endpoint) *http.Client {
 	return hc
 }
 
+// target is one reference's repository as requests see it.
+type target struct {
+	ref   reference.Named
+	repo  string
+	creds *Credentials
+	eps   []*Endpoint
+}
+
+func (c *Client) target(ref reference.Named, creds *Credentials) (*target, error) {
+	eps, err := Endpoints(c.configDir, reference.Domain(ref))
+	if err != nil {
+		return nil, err
+	}
+	return &target{ref: ref, repo: reference.Path(ref), creds: creds, eps: eps}, nil
+}
+
+// each calls try on the endpoints that may pull (and resolve, when asked),
+// in order, until one succeeds. Mirrors that recently refused connections
+// are passed over. It returns the last meaningful error.
+func (c *Client) each(ctx context.Context, t *target, resolve bool, try func(ep *Endpoint) error) error {
+	var errs []error
+	for _, ep := range t.eps {
+		if !ep.Pull || (resolve && !ep.Resolve) {
+			continue
+		}
+		if ep.Mirror && c.isDown(ep) {
+			errs = append(errs, fmt.Errorf("%s: skipped, it refused a connection recently: %w", ep.URL, errdefs.ErrUnavailable))
+			continue
+		}
+		err := try(ep)
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		c.log.Debug("registry endpoint failed", "ref", t.ref.String(), "endpoint", ep.URL.String(), "error", err)
+		errs = append(errs, err)
+	}
+	return lastMeaningful(errs)
+}
+
+// lastMeaningful prefers the server's answer (auth, not found) over a
+// mirror's connection failure, so the caller sees why the pull failed.
+func lastMeaningful(errs []error) error {
+	if len(errs) == 0 {
+		return fmt.Errorf("no endpoint may serve it: %w", errdefs.ErrNotFound)
+	}
+	last := errs[len(errs)-1]
+	for i := len(errs) - 1; i >= 0; i-- {
+		if !errors.Is(errs[i], errdefs.ErrUnavailable) {
+			return errs[i]
+		}
+	}
+	return last
+}
+
+func (c *Client) isDown(ep *Endpoint) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	until, ok := c.down[ep.URL.Scheme+"://"+ep.URL.Host]
+	return ok && time.Now().Before(until)
+}
+
+func (c *Client) markDown(ep *Endpoint) {
+	c.mu.Lock()
+	c.down[ep.URL.Scheme+"://"+ep.URL.Host] = time.Now().Add(mirrorDownFor)
+	c.mu.Unlock()
+}
+
 // statusError is a non-2xx answer.
 type statusError struct {
-	code int
-	url  string
-	body string
+	code       int
+	method     string
+	url        string
+	body       string        // the registry's error, summarized
+	retryAfter time.Duration // from Retry-After, if any
 }
 
 func (e *statusError) Error() string {
-	msg := fmt.Sprintf("%s: %s", e.url, http.StatusText(e.code))
+	msg := fmt.Sprintf("%s: %d %s", e.url, e.code, http.StatusText(e.code))
+	if e.method != "" {
+		msg = e.method + " " + msg
+	}
 	if e.body != "" {
 		msg += ": " + e.body
 	}
@@ -157,6 +208,29 @@ func (e *statusError) Unwrap() error {
 	return errdefs.ErrInvalidArgument
 }
 
+// summarize renders a registry's error body: the codes and messages of a
+// distribution-spec error document, else the text itself, on one line.
+func summarize(body []byte) string {
+	var doc struct {
+		Errors []struct {
+			Code    string `json:"code"`
+			Message string `json:"message"`
+		} `json:"errors"`
+	}
+	if json.Unmarshal(body, &doc) == nil && len(doc.Errors) > 0 {
+		var parts []string
+		for _, e := range doc.Errors {
+			s := e.Code
+			if e.Message != "" {
+				s += " (" + e.Message + ")"
+			}
+			parts = append(parts, s)
+		}
+		return strings.Join(parts, "; ")
+	}
+	return strings.Join(strings.Fields(string(body)), " ")
+}
+
 func transient(err error) bool {
 	var se *statusError
 	if errors.As(err, &se) {
@@ -165,11 +239,18 @@ func transient(err error) bool {
 	return errors.Is(err, errdefs.ErrUnavailable)
 }
 
-const maxAttempts = 3
+// isDialError reports a failure to connect at all (refused, no route, DNS).
+func isDialError(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && (op.Op == "dial" || op.Op == "proxyconnect")
+}
 
-// get performs a GET with auth and retries on transient failures. The caller
-// closes the body of a returned response, which is always 2xx.
-func (c *Client) get(ctx context.Context, ep *Endpoint, path, repo string, accept []string, creds *Credentials) (*http.Response, error) {
+// do sends method for path (below the API root) to ep, with ep's headers,
+// authentication and bounded retries with back-off on transient failures
+// (connection errors, 429, 5xx; never 401, 403 or 404). A mirror that
+// refuses the connection is not retried but skipped for a while. The
+// response is 2xx; its body is the caller's to close.
+func (c *Client) do(ctx context.Context, ep *Endpoint, t *target, method, path string, accept []string) (*http.Response, error) {
 	u := *ep.URL
 	u.Path = ep.apiBase() + path
 	// containerd's convention: a mirror learns which registry it stands in
@@ -177,44 +258,46 @@ func (c *Client) get(ctx context.Context, ep *Endpoint, path, repo string, accep
 	if ep.Mirror && ep.ns != "" && ep.ns != ep.URL.Host {
 		u.RawQuery = "ns=" + url.QueryEscape(ep.ns)
 	}
-	var lastErr error
-	backoff := 200 * time.Millisecond
-	for attempt := 1; attempt <= maxAttempts; attempt++ {
-		resp, err := c.getOnce(ctx, ep, u.String(), repo, accept, creds)
+	wait := c.backoff
+	for attempt := 1; ; attempt++ {
+		resp, err := c.doOnce(ctx, ep, t, method, u.String(), accept)
 		if err == nil {
 			return resp, nil
 		}
-		lastErr = err
-		if !transient(err) || attempt == maxAttempts || ctx.Err() != nil {
-			break
-		}
-		c.log.Debug("registry request failed; retrying", "url", u.String(), "attempt", attempt, "error", err)
-		select {
-		case <-time.After(backoff):
-		case <-ctx.Done():
+		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		backoff *= 2
+		if ep.Mirror && isDialError(err) {
+			c.markDown(ep)
+			return nil, err
+		}
+		if !transient(err) || attempt == maxAttempts {
+			return nil, err
+		}
+		delay := wait
+		var se *statusError
+		if errors.As(err, &se) && se.retryAfter > delay {
+			delay = min(se.retryAfter, maxRetryAfter)
+		}
+		c.log.Debug("registry request failed; retrying", "url", u.String(), "attempt", attempt, "in", delay, "error", err)
+		timer := time.NewTimer(delay)
+		select {
+		case <-timer.C:
+		case <-ctx.Done():
+			timer.Stop()
+			return nil, ctx.Err()
+		}
+		wait *= 2
 	}
-	return nil, lastErr
 }
 
-func (c *Client) getOnce(ctx context.Context, ep *Endpoint, rawURL, repo string, accept []string, creds *Credentials) (*http.Response, error) {
-	scope := "repository:" + repo + ":pull"
-	tokKey := ep.URL.Host + "|" + scope + "|" + creds.Key()
-	authz := ""
-	c.mu.Lock()
-	if t, ok := c.tokens[tokKey]; ok && time.Now().Before(t.expires) {
-		authz = "Bearer " + t.value
-	}
-	c.mu.Unlock()
-	if authz == "" && creds != nil && creds.RegistryToken != "" {
-		authz = "Bearer " + creds.RegistryToken
-	}
-	for round := 0; round < 2; round++ {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, rawURL, nil)
+func (c *Client) doOnce(ctx context.Context, ep *Endpoint, t *target, method, rawURL string, accept []string) (*http.Response, error) {
+	scope := "repository:" + t.repo + ":pull"
+	authz := c.cachedAuthorization(ep, scope, t.creds)
+	for round := 0; ; round++ {
+		req, err := http.NewRequestWithContext(ctx, method, rawURL, nil)
 		if err != nil {
-			return nil, fmt.Errorf("build request %s: %w", rawURL, err)
+			return nil, fmt.Errorf("build request %s: %v: %w", rawURL, err, errdefs.ErrInvalidArgument)
 		}
 		for k, vs := range ep.Header {
 			req.Header[k] = vs
@@ -231,18 +314,28 @@ func (c *Client) getOnce(ctx context.Context, ep *Endpoint, rawURL, repo string,
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
 			}
-			return nil, fmt.Errorf("%s: %v: %w", rawURL, err, errdefs.ErrUnavailable)
+			return nil, fmt.Errorf("%s %s: %w: %w", method, rawURL, unwrapURLError(err), errdefs.ErrUnavailable)
 		}
 		if resp.StatusCode/100 == 2 {
+			if round > 0 && strings.HasPrefix(authz, "Basic ") {
+				c.cacheAuthorization(basicKey(ep, t.creds), authz, time.Hour)
+			}
 			return resp, nil
 		}
-		body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
 		resp.Body.Close()
-		serr := &statusError{code: resp.StatusCode, url: rawURL, body: strings.TrimSpace(string(body))}
-		if resp.StatusCode != http.StatusUnauthorized || round > 0 {
+		serr := &statusError{code: resp.StatusCode, method: method, url: rawURL, body: summarize(body),
+			retryAfter: parseRetryAfter(resp.Header.Get("Retry-After"))}
+		if resp.StatusCode != http.StatusUnauthorized {
 			return nil, serr
 		}
-		next, err := c.authorize(ctx, ep, resp.Header.Get("WWW-Authenticate"), scope, tokKey, creds)
+		if round > 0 {
+			// What was just issued or sent does not work: do not reuse it.
+			c.forgetAuthorization(bearerKey(ep, scope, t.creds))
+			c.forgetAuthorization(basicKey(ep, t.creds))
+			return nil, serr
+		}
+		next, err := c.authorize(ctx, ep, resp.Header.Get("WWW-Authenticate"), scope, t.creds)
 		if err != nil {
 			return nil, err
 		}
@@ -251,110 +344,73 @@ func (c *Client) getOnce(ctx context.Context, ep *Endpoint, rawURL, repo string,
 		}
 		authz = next
 	}
-	return nil, fmt.Errorf("%s: still unauthorized: %w", rawURL, errdefs.ErrUnauthenticated)
 }
 
-// authorize answers a 401 challenge with an Authorization header value.
-func (c *Client) authorize(ctx context.Context, ep *Endpoint, challenge, scope, tokKey string, creds *Credentials) (string, error) {
-	scheme, params := parseChallenge(challenge)
-	switch strings.ToLower(scheme) {
-	case "basic":
-		user, pass, ok := creds.userPass()
-		if !ok {
-			return "", nil
-		}
-		return "Basic " + base64.StdEncoding.EncodeToString([]byte(user+":"+pass)), nil
-	case "bearer":
-		if params["scope"] != "" {
-			scope = params["scope"]
-		}
-		tok, err := c.fetchToken(ctx, ep, params["realm"], params["service"], scope, creds)
-		if err != nil {
-			return "", err
-		}
-		c.mu.Lock()
-		c.tokens[tokKey] = tok
-		c.mu.Unlock()
-		return "Bearer " + tok.value, nil
+// unwrapURLError drops *url.Error's "Get \"...\":" prefix; the caller
+// names the request itself.
+func unwrapURLError(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
 	}
-	return "", nil
+	return err
 }
 
-func (c *Client) fetchToken(ctx context.Context, ep *Endpoint, realm, service, scope string, creds *Credentials) (token, error) {
-	ru, err := url.Parse(realm)
-	if err != nil || ru.Host == "" {
-		return token{}, fmt.Errorf("registry %s sent a bad token realm %q: %w", ep.URL.Host, realm, errdefs.ErrUnauthenticated)
+// parseRetryAfter reads delay-seconds or an HTTP date; 0 when absent.
+func parseRetryAfter(v string) time.Duration {
+	if v == "" {
+		return 0
 	}
-	var req *http.Request
-	if creds != nil && creds.IdentityToken != "" {
-		form := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {creds.IdentityToken}, "service": {service}, "scope": {scope}, "client_id": {"crid"}}
-		req, err = http.NewRequestWithContext(ctx, http.MethodPost, ru.String(), strings.NewReader(form.Encode()))
-		if err == nil {
-			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		}
-	} else {
-		q := ru.Query()
-		if service != "" {
-			q.Set("service", service)
-		}
-		q.Set("scope", scope)
-		ru.RawQuery = q.Encode()
-		req, err = http.NewRequestWithContext(ctx, http.MethodGet, ru.String(), nil)
-		if user, pass, ok := creds.userPass(); ok && err == nil {
-			req.SetBasicAuth(user, pass)
-		}
+	if s, err := strconv.Atoi(v); err == nil && s > 0 {
+		return time.Duration(s) * time.Second
 	}
+	if t, err := http.ParseTime(v); err == nil {
+		return max(time.Until(t), 0)
+	}
+	return 0
+}
+
+// open GETs path from ep; the body of the response it returns fails with
+// ErrUnavailable when no byte arrives for the client's stall timeout.
+func (c *Client) open(ctx context.Context, ep *Endpoint, t *target, path string, accept []string) (*http.Response, error) {
+	rctx, cancel := context.WithCancel(ctx)
+	resp, err := c.do(rctx, ep, t, http.MethodGet, path, accept)
 	if err != nil {
-		return token{}, fmt.Errorf("token request: %w", err)
+		cancel()
+		return nil, err
 	}
-	resp, err := c.httpClient(&Endpoint{URL: ru, TLS: ep.TLS, tlsKey: ep.tlsKey}).Do(req)
-	if err != nil {
-		return token{}, fmt.Errorf("token from %s: %v: %w", ru.Host, err, errdefs.ErrUnavailable)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode/100 != 2 {
-		return token{}, fmt.Errorf("token from %s: %w", ru.Host, &statusError{code: resp.StatusCode, url: ru.Host + ru.Path})
-	}
-	var body struct {
-		Token       string `json:"token"`
-		AccessToken string `json:"access_token"`
-		ExpiresIn   int    `json:"expires_in"`
-	}
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&body); err != nil {
-		return token{}, fmt.Errorf("token from %s: %v: %w", ru.Host, err, errdefs.ErrUnauthenticated)
-	}
-	t := token{value: body.Token, expires: time.Now().Add(time.Duration(max(body.ExpiresIn, 60)-10) * time.Second)}
-	if t.value == "" {
-		t.value = body.AccessToken
-	}
-	if t.value == "" {
-		return token{}, fmt.Errorf("token from %s: empty: %w", ru.Host, errdefs.ErrUnauthenticated)
-	}
-	return t, nil
+	g := &stallGuard{body: resp.Body, cancel: cancel, timeout: c.stallTimeout}
+	g.timer = time.AfterFunc(c.stallTimeout, func() {
+		g.stalled.Store(true)
+		cancel()
+	})
+	resp.Body = g
+	return resp, nil
 }
 
-// parseChallenge splits `Bearer realm="...",service="..."`.
-func parseChallenge(h string) (string, map[string]string) {
-	scheme, rest, _ := strings.Cut(strings.TrimSpace(h), " ")
-	params := map[string]string{}
-	for rest != "" {
-		rest = strings.TrimLeft(rest, " ,")
-		k, v, ok := strings.Cut(rest, "=")
-		if !ok {
-			break
-		}
-		k = strings.ToLower(strings.TrimSpace(k))
-		if strings.HasPrefix(v, `"`) {
-			end := strings.IndexByte(v[1:], '"')
-			if end < 0 {
-				params[k] = v[1:]
-				break
-			}
-			params[k], rest = v[1:end+1], v[end+2:]
-		} else {
-			val, r, _ := strings.Cut(v, ",")
-			params[k], rest = strings.TrimSpace(val), r
-		}
+// stallGuard cancels a response whose body stops delivering bytes.
+type stallGuard struct {
+	body    io.ReadCloser
+	cancel  context.CancelFunc
+	timer   *time.Timer
+	timeout time.Duration
+	stalled atomic.Bool
+}
+
+func (g *stallGuard) Read(p []byte) (int, error) {
+	n, err := g.body.Read(p)
+	if n > 0 && !g.stalled.Load() {
+		g.timer.Reset(g.timeout)
 	}
-	return scheme, params
+	if err != nil && err != io.EOF && g.stalled.Load() {
+		err = fmt.Errorf("no data for %s: %w", g.timeout, errdefs.ErrUnavailable)
+	}
+	return n, err
+}
+
+func (g *stallGuard) Close() error {
+	g.timer.Stop()
+	err := g.body.Close()
+	g.cancel()
+	return err
 }

@@ -5,10 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"mime"
 	"net/http"
+	"strconv"
 
 	"github.com/distribution/reference"
 	"github.com/opencontainers/go-digest"
@@ -31,6 +31,9 @@ const (
 	MaxConfigSize   = 8 << 20
 )
 
+// maxIndexDepth is how many nested indexes are followed.
+const maxIndexDepth = 3
+
 var manifestAccept = []string{ocispec.MediaTypeImageIndex, ocispec.MediaTypeImageManifest, MediaTypeDockerManifestList, MediaTypeDockerManifest}
 
 // Resolved is an image reference resolved to one platform's manifest.
@@ -41,108 +44,152 @@ type Resolved struct {
 	ManifestDigest digest.Digest
 	ManifestData   []byte
 	Manifest       ocispec.Manifest
-	ConfigData     []byte
+	ConfigData     []byte // set by Pull, not by FetchManifest
 }
 
 // Pull resolves ref, follows an index to the client's platform, and
 // fetches the manifest and config, verifying every byte against its digest.
+// A tag is resolved (GET, one request) by the first endpoint that may
+// resolve and has it; everything named by digest then comes from the first
+// endpoint that may pull and has it, mirrors first.
 func (c *Client) Pull(ctx context.Context, ref reference.Named, creds *Credentials) (*Resolved, error) {
-	eps, err := Endpoints(c.configDir, reference.Domain(ref))
+	t, err := c.target(ref, creds)
 	if err != nil {
-		return nil, err
+		return nil, imageErr(ref, err)
 	}
-	repo := reference.Path(ref)
-	tagOrDigest, want := "", digest.Digest("")
+	var top *document
 	if d, ok := ref.(reference.Digested); ok {
-		want = d.Digest()
-		tagOrDigest = want.String()
-	} else if t, ok := ref.(reference.Tagged); ok {
-		tagOrDigest = t.Tag()
+		top, err = c.manifestByDigest(ctx, t, ocispec.Descriptor{Digest: d.Digest()})
 	} else {
-		tagOrDigest = "latest"
+		err = c.each(ctx, t, true, func(ep *Endpoint) error {
+			doc, err := c.fetchManifest(ctx, ep, t, tagOf(ref), ocispec.Descriptor{})
+			top = doc
+			return err
+		})
 	}
-	var errs []error
-	for _, ep := range eps {
-		if !ep.Pull || (want == "" && !ep.Resolve) {
-			continue
-		}
-		res, err := c.pullFrom(ctx, ep, repo, tagOrDigest, want, creds)
-		if err == nil {
-			return res, nil
-		}
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
-		c.log.Debug("registry endpoint failed", "ref", ref.String(), "endpoint", ep.URL.String(), "error", err)
-		errs = append(errs, err)
-	}
-	return nil, fmt.Errorf("image %q: %w", ref.String(), lastMeaningful(errs))
-}
-
-// lastMeaningful prefers the server's answer (auth, not found) over a
-// mirror's connection failure, so the caller sees why the pull failed.
-func lastMeaningful(errs []error) error {
-	if len(errs) == 0 {
-		return fmt.Errorf("no endpoint may serve it: %w", errdefs.ErrNotFound)
-	}
-	last := errs[len(errs)-1]
-	for i := len(errs) - 1; i >= 0; i-- {
-		if !errors.Is(errs[i], errdefs.ErrUnavailable) {
-			return errs[i]
-		}
-	}
-	return last
-}
-
-func (c *Client) pullFrom(ctx context.Context, ep *Endpoint, repo, tagOrDigest string, want digest.Digest, creds *Credentials) (*Resolved, error) {
-	data, mediaType, dgst, err := c.fetchManifest(ctx, ep, repo, tagOrDigest, want, creds)
 	if err != nil {
-		return nil, err
+		return nil, imageErr(ref, err)
 	}
-	res := &Resolved{TopDigest: dgst, IndexData: map[digest.Digest][]byte{}}
-	for depth := 0; isIndex(mediaType); depth++ {
-		if depth > 2 {
+	res, err := c.follow(ctx, t, top)
+	if err != nil {
+		return nil, imageErr(ref, err)
+	}
+	if res.ConfigData, err = c.blobBytes(ctx, t, res.Manifest.Config, MaxConfigSize); err != nil {
+		return nil, imageErr(ref, fmt.Errorf("config %s: %w", res.Manifest.Config.Digest, err))
+	}
+	return res, nil
+}
+
+// Resolve returns the descriptor of what ref names (an index or a
+// manifest) and the endpoint that answered. A tag is resolved with HEAD
+// where the registry answers it with a digest, else with GET; a digest is
+// fetched and its content verified.
+func (c *Client) Resolve(ctx context.Context, ref reference.Named, creds *Credentials) (ocispec.Descriptor, *Endpoint, error) {
+	t, err := c.target(ref, creds)
+	if err != nil {
+		return ocispec.Descriptor{}, nil, imageErr(ref, err)
+	}
+	var desc ocispec.Descriptor
+	var used *Endpoint
+	if d, ok := ref.(reference.Digested); ok {
+		err = c.each(ctx, t, false, func(ep *Endpoint) error {
+			doc, err := c.fetchManifest(ctx, ep, t, d.Digest().String(), ocispec.Descriptor{Digest: d.Digest()})
+			if err == nil {
+				desc, used = doc.descriptor(), ep
+			}
+			return err
+		})
+	} else {
+		err = c.each(ctx, t, true, func(ep *Endpoint) error {
+			d, err := c.head(ctx, ep, t, tagOf(ref))
+			if errors.Is(err, errHeadUnusable) {
+				var doc *document
+				if doc, err = c.fetchManifest(ctx, ep, t, tagOf(ref), ocispec.Descriptor{}); err == nil {
+					d = doc.descriptor()
+				}
+			}
+			if err == nil {
+				desc, used = d, ep
+			}
+			return err
+		})
+	}
+	if err != nil {
+		return ocispec.Descriptor{}, nil, imageErr(ref, err)
+	}
+	return desc, used, nil
+}
+
+// FetchManifest fetches the manifest or index desc names (as Resolve
+// returns it) from ref's repository, follows indexes to the client's
+// platform, and returns the verified documents; ConfigData is left empty
+// (see FetchBlobBytes).
+func (c *Client) FetchManifest(ctx context.Context, ref reference.Named, creds *Credentials, desc ocispec.Descriptor) (*Resolved, error) {
+	t, err := c.target(ref, creds)
+	if err != nil {
+		return nil, imageErr(ref, err)
+	}
+	top, err := c.manifestByDigest(ctx, t, desc)
+	if err != nil {
+		return nil, imageErr(ref, err)
+	}
+	res, err := c.follow(ctx, t, top)
+	if err != nil {
+		return nil, imageErr(ref, err)
+	}
+	return res, nil
+}
+
+func imageErr(ref reference.Named, err error) error {
+	if errors.Is(err, errdefs.ErrNotFound) {
+		return fmt.Errorf("image %q not found: %w", ref.String(), err)
+	}
+	return fmt.Errorf("image %q: %w", ref.String(), err)
+}
+
+func tagOf(ref reference.Named) string {
+	if t, ok := ref.(reference.Tagged); ok {
+		return t.Tag()
+	}
+	return "latest"
+}
+
+// follow walks from top through indexes to the platform's manifest.
+func (c *Client) follow(ctx context.Context, t *target, doc *document) (*Resolved, error) {
+	res := &Resolved{TopDigest: doc.digest, IndexData: map[digest.Digest][]byte{}}
+	for depth := 0; isIndex(doc.mediaType); depth++ {
+		if depth >= maxIndexDepth {
 			return nil, fmt.Errorf("nested indexes too deep: %w", errdefs.ErrInvalidArgument)
 		}
-		res.IndexDigests = append(res.IndexDigests, dgst)
-		res.IndexData[dgst] = data
+		res.IndexDigests = append(res.IndexDigests, doc.digest)
+		res.IndexData[doc.digest] = doc.data
 		var idx ocispec.Index
-		if err := json.Unmarshal(data, &idx); err != nil {
-			return nil, fmt.Errorf("parse index %s: %v: %w", dgst, err, errdefs.ErrInvalidArgument)
+		if err := json.Unmarshal(doc.data, &idx); err != nil {
+			return nil, fmt.Errorf("parse index %s: %v: %w", doc.digest, err, errdefs.ErrInvalidArgument)
 		}
 		desc, err := c.platform.match(idx.Manifests)
 		if err != nil {
-			return nil, fmt.Errorf("index %s: %w", dgst, err)
+			return nil, fmt.Errorf("index %s: %w", doc.digest, err)
 		}
-		if err := desc.Digest.Validate(); err != nil {
-			return nil, fmt.Errorf("index %s: manifest digest %q: %v: %w", dgst, desc.Digest, err, errdefs.ErrInvalidArgument)
-		}
-		if data, mediaType, dgst, err = c.fetchManifest(ctx, ep, repo, desc.Digest.String(), desc.Digest, creds); err != nil {
-			return nil, err
+		parent := doc.digest
+		if doc, err = c.manifestByDigest(ctx, t, desc); err != nil {
+			return nil, fmt.Errorf("index %s: %w", parent, err)
 		}
 	}
-	if mediaType == mediaTypeDockerSchema1 {
+	if doc.mediaType == mediaTypeDockerSchema1 {
 		return nil, fmt.Errorf("docker schema 1 manifests are not supported: %w", errdefs.ErrInvalidArgument)
 	}
 	var m ocispec.Manifest
-	if err := json.Unmarshal(data, &m); err != nil {
-		return nil, fmt.Errorf("parse manifest %s: %v: %w", dgst, err, errdefs.ErrInvalidArgument)
+	if err := json.Unmarshal(doc.data, &m); err != nil {
+		return nil, fmt.Errorf("parse manifest %s: %v: %w", doc.digest, err, errdefs.ErrInvalidArgument)
 	}
 	if m.Config.Digest == "" || m.Config.Digest.Validate() != nil {
-		return nil, fmt.Errorf("manifest %s has no valid config digest: %w", dgst, errdefs.ErrInvalidArgument)
+		return nil, fmt.Errorf("manifest %s has no valid config digest: %w", doc.digest, errdefs.ErrInvalidArgument)
 	}
 	if m.Config.Size > MaxConfigSize {
 		return nil, fmt.Errorf("config %s is %d bytes, over the %d limit: %w", m.Config.Digest, m.Config.Size, MaxConfigSize, errdefs.ErrInvalidArgument)
 	}
-	res.ManifestDigest, res.ManifestData, res.Manifest = dgst, data, m
-	rc, err := c.fetchBlobFrom(ctx, ep, repo, m.Config, creds)
-	if err != nil {
-		return nil, fmt.Errorf("config %s: %w", m.Config.Digest, err)
-	}
-	defer rc.Close()
-	if res.ConfigData, err = io.ReadAll(rc); err != nil {
-		return nil, fmt.Errorf("config %s: %w", m.Config.Digest, err)
-	}
+	res.ManifestDigest, res.ManifestData, res.Manifest = doc.digest, doc.data, m
 	return res, nil
 }
 
@@ -150,31 +197,98 @@ func isIndex(mediaType string) bool {
 	return mediaType == ocispec.MediaTypeImageIndex || mediaType == MediaTypeDockerManifestList
 }
 
-// fetchManifest GETs a manifest or index, verifying it against want (or
-// computing its digest when fetched by tag).
-func (c *Client) fetchManifest(ctx context.Context, ep *Endpoint, repo, tagOrDigest string, want digest.Digest, creds *Credentials) ([]byte, string, digest.Digest, error) {
-	resp, err := c.get(ctx, ep, "/"+repo+"/manifests/"+tagOrDigest, repo, manifestAccept, creds)
+// document is a verified manifest or index.
+type document struct {
+	data      []byte
+	mediaType string
+	digest    digest.Digest
+}
+
+func (d *document) descriptor() ocispec.Descriptor {
+	return ocispec.Descriptor{MediaType: d.mediaType, Digest: d.digest, Size: int64(len(d.data))}
+}
+
+// manifestByDigest fetches desc from the first endpoint that may pull and
+// serves it correctly.
+func (c *Client) manifestByDigest(ctx context.Context, t *target, desc ocispec.Descriptor) (*document, error) {
+	if err := desc.Digest.Validate(); err != nil {
+		return nil, fmt.Errorf("manifest digest %q: %v: %w", desc.Digest, err, errdefs.ErrInvalidArgument)
+	}
+	if desc.Size > MaxManifestSize {
+		return nil, fmt.Errorf("manifest %s is %d bytes, over the %d limit: %w", desc.Digest, desc.Size, MaxManifestSize, errdefs.ErrInvalidArgument)
+	}
+	var doc *document
+	err := c.each(ctx, t, false, func(ep *Endpoint) error {
+		d, err := c.fetchManifest(ctx, ep, t, desc.Digest.String(), desc)
+		doc = d
+		return err
+	})
+	return doc, err
+}
+
+// errHeadUnusable: a HEAD answer without what resolving needs; use GET.
+var errHeadUnusable = errors.New("HEAD answer unusable")
+
+// head resolves a tag with HEAD, from the Docker-Content-Digest,
+// Content-Type and Content-Length the registry sends.
+func (c *Client) head(ctx context.Context, ep *Endpoint, t *target, tag string) (ocispec.Descriptor, error) {
+	resp, err := c.do(ctx, ep, t, http.MethodHead, "/"+t.repo+"/manifests/"+tag, manifestAccept)
 	if err != nil {
-		return nil, "", "", err
+		var se *statusError
+		if errors.As(err, &se) && (se.code == http.StatusMethodNotAllowed || se.code == http.StatusBadRequest || se.code == http.StatusNotImplemented) {
+			return ocispec.Descriptor{}, errHeadUnusable
+		}
+		return ocispec.Descriptor{}, err
+	}
+	resp.Body.Close()
+	d := digest.Digest(resp.Header.Get("Docker-Content-Digest"))
+	mediaType, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
+	size := resp.ContentLength
+	if size < 0 {
+		size, _ = strconv.ParseInt(resp.Header.Get("Content-Length"), 10, 64)
+	}
+	known := isIndex(mediaType) || mediaType == ocispec.MediaTypeImageManifest || mediaType == MediaTypeDockerManifest
+	if d.Validate() != nil || !known || size <= 0 {
+		return ocispec.Descriptor{}, errHeadUnusable
+	}
+	if size > MaxManifestSize {
+		return ocispec.Descriptor{}, fmt.Errorf("manifest %s is %d bytes, over the %d limit: %w", d, size, MaxManifestSize, errdefs.ErrInvalidArgument)
+	}
+	return ocispec.Descriptor{MediaType: mediaType, Digest: d, Size: size}, nil
+}
+
+// fetchManifest GETs a manifest or index by tag or digest from ep. When
+// want names a digest (and size), the content must match it; by tag, its
+// digest is computed.
+func (c *Client) fetchManifest(ctx context.Context, ep *Endpoint, t *target, tagOrDigest string, want ocispec.Descriptor) (*document, error) {
+	resp, err := c.open(ctx, ep, t, "/"+t.repo+"/manifests/"+tagOrDigest, manifestAccept)
+	if err != nil {
+		return nil, err
 	}
 	defer resp.Body.Close()
 	if resp.ContentLength > MaxManifestSize {
-		return nil, "", "", fmt.Errorf("manifest %s is %d bytes, over the %d limit: %w", tagOrDigest, resp.ContentLength, MaxManifestSize, errdefs.ErrInvalidArgument)
+		return nil, fmt.Errorf("manifest %s is %d bytes, over the %d limit: %w", tagOrDigest, resp.ContentLength, MaxManifestSize, errdefs.ErrInvalidArgument)
 	}
 	data, err := io.ReadAll(io.LimitReader(resp.Body, MaxManifestSize+1))
 	if err != nil {
-		return nil, "", "", fmt.Errorf("read manifest %s: %v: %w", tagOrDigest, err, errdefs.ErrUnavailable)
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, fmt.Errorf("read manifest %s from %s: %w: %w", tagOrDigest, ep.URL, err, errdefs.ErrUnavailable)
 	}
 	if len(data) > MaxManifestSize {
-		return nil, "", "", fmt.Errorf("manifest %s is over the %d byte limit: %w", tagOrDigest, MaxManifestSize, errdefs.ErrInvalidArgument)
+		return nil, fmt.Errorf("manifest %s is over the %d byte limit: %w", tagOrDigest, MaxManifestSize, errdefs.ErrInvalidArgument)
 	}
 	alg := digest.Canonical
-	if want != "" {
-		alg = want.Algorithm() // validated by the reference parser or pullFrom
+	if want.Digest != "" {
+		alg = want.Digest.Algorithm() // validated by the reference parser or manifestByDigest
 	}
 	got := alg.FromBytes(data)
-	if want != "" && got != want {
-		return nil, "", "", fmt.Errorf("manifest %s: content has digest %s: %w", want, got, errdefs.ErrInvalidArgument)
+	if want.Digest != "" && got != want.Digest {
+		return nil, fmt.Errorf("manifest %s from %s: content has digest %s: %w", want.Digest, ep.URL, got, errdefs.ErrInvalidArgument)
+	}
+	if want.Size > 0 && int64(len(data)) != want.Size {
+		return nil, fmt.Errorf("manifest %s from %s is %d bytes, its descriptor says %d: %w", want.Digest, ep.URL, len(data), want.Size, errdefs.ErrInvalidArgument)
 	}
 	mediaType, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
 	var probe struct {
@@ -183,7 +297,7 @@ func (c *Client) fetchManifest(ctx context.Context, ep *Endpoint, repo, tagOrDig
 		SchemaVersion int             `json:"schemaVersion"`
 	}
 	if err := json.Unmarshal(data, &probe); err != nil {
-		return nil, "", "", fmt.Errorf("manifest %s is not JSON: %v: %w", tagOrDigest, err, errdefs.ErrInvalidArgument)
+		return nil, fmt.Errorf("manifest %s is not JSON: %v: %w", tagOrDigest, err, errdefs.ErrInvalidArgument)
 	}
 	switch {
 	case probe.MediaType != "":
@@ -195,114 +309,5 @@ func (c *Client) fetchManifest(ctx context.Context, ep *Endpoint, repo, tagOrDig
 	case mediaType != ocispec.MediaTypeImageManifest && mediaType != MediaTypeDockerManifest && !isIndex(mediaType):
 		mediaType = ocispec.MediaTypeImageManifest
 	}
-	return data, mediaType, got, nil
+	return &document{data: data, mediaType: mediaType, digest: got}, nil
 }
-
-// match picks the manifest for the platform from an index.
-func (p Platform) match(manifests []ocispec.Descriptor) (ocispec.Descriptor, error) {
-	var fallback *ocispec.Descriptor
-	for i, d := range manifests {
-		if d.Platform == nil || d.Platform.OS != p.OS || d.Platform.Architecture != p.Architecture {
-			continue
-		}
-		if d.Platform.Variant == p.Variant {
-			return d, nil
-		}
-		if p.Variant == "" && fallback == nil {
-			fallback = &manifests[i]
-		}
-	}
-	if fallback != nil {
-		return *fallback, nil
-	}
-	return ocispec.Descriptor{}, fmt.Errorf("no manifest for platform %s/%s%s: %w", p.OS, p.Architecture, variantSuffix(p.Variant), errdefs.ErrNotFound)
-}
-
-func variantSuffix(v string) string {
-	if v == "" {
-		return ""
-	}
-	return "/" + v
-}
-
-// FetchBlob streams a blob from the first endpoint that has it. The reader
-// verifies size and digest: its last Read returns an error, not io.EOF,
-// when the content does not match desc.
-func (c *Client) FetchBlob(ctx context.Context, ref reference.Named, creds *Credentials, desc ocispec.Descriptor) (io.ReadCloser, error) {
-	eps, err := Endpoints(c.configDir, reference.Domain(ref))
-	if err != nil {
-		return nil, err
-	}
-	var errs []error
-	for _, ep := range eps {
-		if !ep.Pull {
-			continue
-		}
-		rc, err := c.fetchBlobFrom(ctx, ep, reference.Path(ref), desc, creds)
-		if err == nil {
-			return rc, nil
-		}
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
-		errs = append(errs, err)
-	}
-	return nil, fmt.Errorf("blob %s of %q: %w", desc.Digest, ref.String(), lastMeaningful(errs))
-}
-
-func (c *Client) fetchBlobFrom(ctx context.Context, ep *Endpoint, repo string, desc ocispec.Descriptor, creds *Credentials) (io.ReadCloser, error) {
-	if err := desc.Digest.Validate(); err != nil {
-		return nil, fmt.Errorf("blob digest %q: %v: %w", desc.Digest, err, errdefs.ErrInvalidArgument)
-	}
-	if desc.Size < 0 {
-		return nil, fmt.Errorf("blob %s has negative size: %w", desc.Digest, errdefs.ErrInvalidArgument)
-	}
-	resp, err := c.get(ctx, ep, "/"+repo+"/blobs/"+desc.Digest.String(), repo, nil, creds)
-	if err != nil {
-		return nil, err
-	}
-	if resp.ContentLength >= 0 && resp.ContentLength != desc.Size && resp.StatusCode == http.StatusOK {
-		resp.Body.Close()
-		return nil, fmt.Errorf("blob %s: registry sends %d bytes, manifest says %d: %w", desc.Digest, resp.ContentLength, desc.Size, errdefs.ErrInvalidArgument)
-	}
-	return &verifyingReader{body: resp.Body, desc: desc, h: desc.Digest.Algorithm().Hash()}, nil
-}
-
-// verifyingReader checks a blob's size and digest as it is read.
-type verifyingReader struct {
-	body io.ReadCloser
-	desc ocispec.Descriptor
-	h    hash.Hash
-	n    int64
-	err  error
-}
-
-func (v *verifyingReader) Read(p []byte) (int, error) {
-	if v.err != nil {
-		return 0, v.err
-	}
-	n, err := v.body.Read(p)
-	v.n += int64(n)
-	v.h.Write(p[:n])
-	if v.n > v.desc.Size {
-		v.err = fmt.Errorf("blob %s is larger than its %d bytes: %w", v.desc.Digest, v.desc.Size, errdefs.ErrInvalidArgument)
-		return n, v.err
-	}
-	switch {
-	case err == io.EOF:
-		if v.n != v.desc.Size {
-			v.err = fmt.Errorf("blob %s truncated: got %d of %d bytes: %w", v.desc.Digest, v.n, v.desc.Size, errdefs.ErrInvalidArgument)
-		} else if got := digest.NewDigest(v.desc.Digest.Algorithm(), v.h); got != v.desc.Digest {
-			v.err = fmt.Errorf("blob digest mismatch: want %s, got %s: %w", v.desc.Digest, got, errdefs.ErrInvalidArgument)
-		} else {
-			v.err = io.EOF
-		}
-		return n, v.err
-	case err != nil:
-		v.err = fmt.Errorf("read blob %s: %w: %w", v.desc.Digest, err, errdefs.ErrUnavailable)
-		return n, v.err
-	}
-	return n, nil
-}
-
-func (v *verifyingReader) Close() error { return v.body.Close() }

@@ -330,7 +330,9 @@ func TestTLSEndpoints(t *testing.T) {
 	}
 }
 
-// A mirror with only "pull" serves digest pulls but never resolves tags.
+// A mirror with only "pull" never resolves a tag, but serves what is named
+// by digest: the whole of a digest pull, and the config of a tag pull
+// whose tag the server resolved (containerd's capabilities).
 func TestMirrorCapabilities(t *testing.T) {
 	img := smallImage(t, "caps", ocispec.Platform{}, false)
 	mirror, server := newFakeReg(), newFakeReg()
@@ -342,25 +344,35 @@ func TestMirrorCapabilities(t *testing.T) {
 	c := newTestClient(dir)
 
 	for _, tc := range []struct {
-		ref                       string
-		wantMirror, wantServerHit bool
+		ref                    string
+		mirrorSeen, serverSeen []string // paths each got, in order
 	}{
-		{"reg.test/library/app:v1", false, true},
-		{"reg.test/library/app@" + img.ManifestDigest.String(), true, false},
+		{"reg.test/library/app:v1",
+			[]string{"/v2/library/app/blobs/" + img.ConfigDigest.String()},
+			[]string{"/v2/library/app/manifests/v1"}},
+		{"reg.test/library/app@" + img.ManifestDigest.String(),
+			[]string{"/v2/library/app/manifests/" + img.ManifestDigest.String(), "/v2/library/app/blobs/" + img.ConfigDigest.String()},
+			nil},
 	} {
-		before, beforeServer := mirror.count("/v2/"), server.count("/v2/")
+		before, beforeServer := len(mirror.requests()), len(server.requests())
 		res, err := c.Pull(context.Background(), mustRef(t, tc.ref), nil)
 		if err != nil {
 			t.Fatalf("%s: %v", tc.ref, err)
 		}
-		if res.ManifestDigest != img.ManifestDigest {
+		if res.ManifestDigest != img.ManifestDigest || string(res.ConfigData) != string(img.Config) {
 			t.Errorf("%s: manifest %s", tc.ref, res.ManifestDigest)
 		}
-		if got := mirror.count("/v2/") > before; got != tc.wantMirror {
-			t.Errorf("%s: mirror used = %v, want %v", tc.ref, got, tc.wantMirror)
+		paths := func(rs []seenRequest) (out []string) {
+			for _, r := range rs {
+				out = append(out, r.path)
+			}
+			return out
 		}
-		if got := server.count("/v2/") > beforeServer; got != tc.wantServerHit {
-			t.Errorf("%s: server used = %v, want %v", tc.ref, got, tc.wantServerHit)
+		if got := paths(mirror.requests()[before:]); !reflect.DeepEqual(got, tc.mirrorSeen) {
+			t.Errorf("%s: mirror got %q, want %q", tc.ref, got, tc.mirrorSeen)
+		}
+		if got := paths(server.requests()[beforeServer:]); !reflect.DeepEqual(got, tc.serverSeen) {
+			t.Errorf("%s: server got %q, want %q", tc.ref, got, tc.serverSeen)
 		}
 	}
 }

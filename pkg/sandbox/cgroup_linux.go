@@ -1,6 +1,7 @@
 package sandbox
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -11,42 +12,10 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/crid-dev/crid/pkg/errdefs"
 	"github.com/crid-dev/crid/pkg/sysinfo"
 )
 
 const cgroupRoot = "/sys/fs/cgroup"
-
-// CgroupPath returns the infra process's cgroup, relative to a hierarchy
-// root: <parent>/crid-<id>. With the systemd driver the parent is a slice
-// name, expanded the way systemd nests slices (a-b-c.slice lives in
-// a.slice/a-b.slice/).
-func CgroupPath(driver, parent, id string) (string, error) {
-	if parent == "" {
-		return "", nil
-	}
-	if driver == "systemd" {
-		if !strings.HasSuffix(parent, ".slice") || strings.Contains(parent, "/") {
-			return "", fmt.Errorf("cgroup parent %q is not a systemd slice (cgroup_driver is systemd): %w", parent, errdefs.ErrInvalidArgument)
-		}
-		name := strings.TrimSuffix(parent, ".slice")
-		if name == "" || strings.HasPrefix(name, "-") || strings.HasSuffix(name, "-") || strings.Contains(name, "--") {
-			return "", fmt.Errorf("slice %q is malformed: %w", parent, errdefs.ErrInvalidArgument)
-		}
-		path, prefix := "", ""
-		for _, part := range strings.Split(name, "-") {
-			prefix += part
-			path += "/" + prefix + ".slice"
-			prefix += "-"
-		}
-		return path + "/crid-" + id + ".scope", nil
-	}
-	clean := filepath.Clean("/" + parent)
-	if clean != "/"+strings.TrimPrefix(parent, "/") && clean+"/" != "/"+strings.TrimPrefix(parent, "/") {
-		return "", fmt.Errorf("cgroup parent %q is not a clean path: %w", parent, errdefs.ErrInvalidArgument)
-	}
-	return filepath.Join(clean, "crid-"+id), nil
-}
 
 // hierarchies lists the cgroup directories a process is placed in: every
 // v1 controller mount, or the single v2 root.
@@ -64,11 +33,23 @@ func hierarchies() []string {
 	return out
 }
 
-// joinCgroup creates path in every hierarchy and moves pid into it.
-func joinCgroup(path string, pid int) error {
+// joinCgroup creates path in every hierarchy and moves pid into it. The
+// directories it creates (the leaf, and parents kubelet had not made) are
+// listed in the JSON file record as they are made, so that removeCgroup,
+// also after a crash, deletes those and no others.
+func joinCgroup(path string, pid int, record string) error {
+	var created []string
+	note := func(dir string) error {
+		created = append(created, dir)
+		js, _ := json.Marshal(created)
+		if err := os.WriteFile(record, js, 0o600); err != nil {
+			return fmt.Errorf("record cgroup dirs: %w", err)
+		}
+		return nil
+	}
 	for _, h := range hierarchies() {
 		dir := filepath.Join(h, path)
-		if err := mkdirCgroup(h, dir); err != nil {
+		if err := mkdirCgroup(h, dir, note); err != nil {
 			return err
 		}
 		if err := os.WriteFile(filepath.Join(dir, "cgroup.procs"), []byte(strconv.Itoa(pid)), 0o644); err != nil {
@@ -80,14 +61,17 @@ func joinCgroup(path string, pid int) error {
 
 // mkdirCgroup creates dir and its parents; a new v1 cpuset cgroup gets its
 // parent's cpus and mems, without which no process may join it.
-func mkdirCgroup(root, dir string) error {
+func mkdirCgroup(root, dir string, note func(string) error) error {
 	if _, err := os.Stat(dir); err == nil {
 		return nil
 	}
 	if parent := filepath.Dir(dir); parent != root && len(parent) > len(root) {
-		if err := mkdirCgroup(root, parent); err != nil {
+		if err := mkdirCgroup(root, parent, note); err != nil {
 			return err
 		}
+	}
+	if err := note(dir); err != nil {
+		return err
 	}
 	if err := os.Mkdir(dir, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
 		return fmt.Errorf("create cgroup %s: %w", dir, err)
@@ -109,24 +93,46 @@ func mkdirCgroup(root, dir string) error {
 	return nil
 }
 
-// removeCgroup deletes the infra's own cgroup (never its parent, which
-// kubelet owns) once no process is left in it.
-func removeCgroup(path string) error {
-	if path == "" {
-		return nil
+// removeCgroup deletes the infra's own cgroup in every hierarchy, and the
+// parents crid created for it (listed in record) when nothing else uses
+// them; never a parent kubelet made. A process that has just been killed
+// may hold its cgroup for a moment, so busy dirs are retried briefly.
+func removeCgroup(path, record string) error {
+	var dirs []string
+	if data, err := os.ReadFile(record); err == nil {
+		_ = json.Unmarshal(data, &dirs)
 	}
 	var errs []error
-	for _, h := range hierarchies() {
-		dir := filepath.Join(h, path)
-		// A just-killed process leaves its cgroup a moment after it dies.
-		err := os.Remove(dir)
-		for i := 0; errors.Is(err, unix.EBUSY) && i < 200; i++ {
-			time.Sleep(10 * time.Millisecond)
-			err = os.Remove(dir)
-		}
-		if err != nil && !errors.Is(err, os.ErrNotExist) {
-			errs = append(errs, fmt.Errorf("remove cgroup: %w", err))
+	if path != "" {
+		for _, h := range hierarchies() {
+			if err := rmdirCgroup(filepath.Join(h, path), true); err != nil {
+				errs = append(errs, err)
+			}
 		}
 	}
-	return errors.Join(errs...)
+	// Deepest first; a parent another pod still uses stays: not an error.
+	for i := len(dirs) - 1; i >= 0; i-- {
+		_ = rmdirCgroup(dirs[i], false)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	if err := os.Remove(record); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	return nil
+}
+
+func rmdirCgroup(dir string, wait bool) error {
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		err := unix.Rmdir(dir)
+		if err == nil || errors.Is(err, unix.ENOENT) {
+			return nil
+		}
+		if !wait || !errors.Is(err, unix.EBUSY) || time.Now().After(deadline) {
+			return fmt.Errorf("remove cgroup %s: %w", dir, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }

@@ -2,6 +2,7 @@ package sandbox
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -42,9 +43,12 @@ func Validate(c *Config) error {
 			}
 		}
 	}
-	for k := range c.Sysctls {
+	for k, v := range c.Sysctls {
 		if err := checkSysctl(k, c.HostNetwork, c.HostIPC); err != nil {
 			return bad("%v", err)
+		}
+		if strings.ContainsAny(v, "\x00\n") {
+			return bad("sysctl %s: value %q holds a newline or NUL", k, v)
 		}
 	}
 	if _, err := netns.ParseBandwidth(c.Annotations); err != nil {
@@ -53,6 +57,26 @@ func Validate(c *Config) error {
 	for _, pm := range c.PortMappings {
 		if pm.ContainerPort <= 0 || pm.ContainerPort > 65535 || pm.HostPort < 0 || pm.HostPort > 65535 {
 			return bad("port mapping %d->%d out of range", pm.HostPort, pm.ContainerPort)
+		}
+		switch strings.ToLower(pm.Protocol) {
+		case "", "tcp", "udp", "sctp":
+		default:
+			return bad("port mapping %d->%d: unsupported protocol %q", pm.HostPort, pm.ContainerPort, pm.Protocol)
+		}
+		if pm.HostIP != "" && net.ParseIP(pm.HostIP) == nil {
+			return bad("port mapping %d->%d: host IP %q is not an IP address", pm.HostPort, pm.ContainerPort, pm.HostIP)
+		}
+	}
+	if d := c.DNS; d != nil {
+		for _, s := range d.Servers {
+			if net.ParseIP(s) == nil {
+				return bad("DNS server %q is not an IP address", s)
+			}
+		}
+		for _, s := range append(append([]string{}, d.Searches...), d.Options...) {
+			if s == "" || strings.ContainsAny(s, " \t\r\n\x00") {
+				return bad("DNS search or option %q is empty or holds whitespace", s)
+			}
 		}
 	}
 	return nil
@@ -87,6 +111,27 @@ func checkSysctl(key string, hostNet, hostIPC bool) error {
 	}
 	return nil
 }
+
+// isNetSysctl tells a network sysctl (set in the pod's netns after CNI ADD)
+// from an IPC one (set by the infra in its IPC namespace); checkSysctl has
+// allowed only these two kinds.
+func isNetSysctl(key string) bool { return strings.HasPrefix(key, "net.") }
+
+// splitSysctls sorts a validated config's sysctls by namespace.
+func splitSysctls(c *Config) (netSysctls, ipcSysctls map[string]string) {
+	netSysctls, ipcSysctls = map[string]string{}, map[string]string{}
+	for k, v := range c.Sysctls {
+		if isNetSysctl(k) {
+			netSysctls[k] = v
+		} else {
+			ipcSysctls[k] = v
+		}
+	}
+	return netSysctls, ipcSysctls
+}
+
+// sysctlPath is the /proc/sys file of a validated sysctl name.
+func sysctlPath(key string) string { return "/proc/sys/" + strings.ReplaceAll(key, ".", "/") }
 
 // ResolvConf renders /etc/resolv.conf from DNS settings.
 func ResolvConf(dns *netns.DNS) string {
@@ -124,11 +169,15 @@ func writeFiles(dir string, c *Config, ip string) error {
 		}
 		resolv = string(host)
 	}
-	hostname := c.Hostname
-	if hostname == "" && !c.HostNetwork {
-		hostname = c.Name
+	hostname := effectiveHostname(c)
+	hosts := Hosts(hostname, ip)
+	if c.HostNetwork {
+		// The pod is the node, network-wise: it sees the node's names.
+		if data, err := os.ReadFile("/etc/hosts"); err == nil {
+			hosts = string(data)
+		}
 	}
-	for name, data := range map[string]string{"hostname": hostname + "\n", "hosts": Hosts(hostname, ip), "resolv.conf": resolv} {
+	for name, data := range map[string]string{"hostname": hostname + "\n", "hosts": hosts, "resolv.conf": resolv} {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o644); err != nil {
 			return fmt.Errorf("write pod %s: %w", name, err)
 		}

@@ -2,15 +2,13 @@ package sandbox
 
 import (
 	"bufio"
-	"errors"
+	"context"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"os/signal"
-	"path/filepath"
 	"runtime"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -19,11 +17,17 @@ import (
 )
 
 // The infra process is crid's own binary run as `crid infra`: it sets the
-// pod's hostname and sysctls from inside the pod's namespaces, reports
+// pod's hostname and IPC sysctls from inside the pod's namespaces, reports
 // "ok" on fd 3, then holds the namespaces, reaping orphans, until killed.
-// No image and no OCI runtime are on the pod's critical path.
+// No image and no OCI runtime are on the pod's critical path. Its command
+// line names crid's state dir and the sandbox id, so that recovery finds an
+// infra whose sandbox never became ready (scanInfras).
 
-// InfraMain is the `crid infra` entry point.
+// infraStartTimeout bounds the wait for an infra's "ok".
+const infraStartTimeout = 10 * time.Second
+
+// InfraMain is the `crid infra` entry point: infra --state DIR --id ID
+// [--hostname NAME] [--sysctl KEY=VALUE]...
 func InfraMain(args []string) int {
 	status := os.NewFile(3, "status")
 	fail := func(err error) int {
@@ -32,21 +36,29 @@ func InfraMain(args []string) int {
 		}
 		return 1
 	}
+	_ = os.WriteFile("/proc/self/comm", []byte(infraArgv0), 0) // for ps; "exe" otherwise
 	var hostname string
-	sysctls := map[string]string{}
+	var sysctls [][2]string
 	for i := 0; i < len(args); i++ {
-		switch args[i] {
+		flag, val := args[i], ""
+		if i+1 < len(args) {
+			val = args[i+1]
+		}
+		switch flag {
+		case "--state", "--id":
+			i++ // identify the process in /proc; nothing to do
 		case "--hostname":
+			hostname = val
 			i++
-			if i < len(args) {
-				hostname = args[i]
-			}
 		case "--sysctl":
-			i++
-			if i < len(args) {
-				k, v, _ := strings.Cut(args[i], "=")
-				sysctls[k] = v
+			k, v, ok := strings.Cut(val, "=")
+			if !ok {
+				return fail(fmt.Errorf("malformed --sysctl %q", val))
 			}
+			sysctls = append(sysctls, [2]string{k, v})
+			i++
+		default:
+			return fail(fmt.Errorf("unknown argument %q", flag))
 		}
 	}
 	if hostname != "" {
@@ -54,22 +66,23 @@ func InfraMain(args []string) int {
 			return fail(fmt.Errorf("set hostname %q: %w", hostname, err))
 		}
 	}
-	for k, v := range sysctls {
-		path := "/proc/sys/" + strings.ReplaceAll(k, ".", "/")
-		if err := os.WriteFile(path, []byte(v), 0o644); err != nil {
-			return fail(fmt.Errorf("sysctl %s=%s: %w", k, v, err))
+	// IPC sysctls act on the IPC namespace of the writer: this process's.
+	for _, kv := range sysctls {
+		if err := os.WriteFile(sysctlPath(kv[0]), []byte(kv[1]), 0o644); err != nil {
+			return fail(fmt.Errorf("sysctl %s=%s: %w", kv[0], kv[1], err))
 		}
 	}
-	fmt.Fprintln(status, "ok")
-	status.Close()
-
-	sigs := make(chan os.Signal, 4)
+	sigs := make(chan os.Signal, 8)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGCHLD)
+	if status != nil {
+		fmt.Fprintln(status, "ok")
+		status.Close()
+	}
 	for sig := range sigs {
 		if sig != syscall.SIGCHLD {
 			return 0
 		}
-		// As PID 1 of a pod PID namespace we reap what containers orphan.
+		// As PID 1 of a pod PID namespace it reaps what containers orphan.
 		for {
 			var ws unix.WaitStatus
 			if pid, err := unix.Wait4(-1, &ws, unix.WNOHANG, nil); pid <= 0 || err != nil {
@@ -80,61 +93,62 @@ func InfraMain(args []string) int {
 	return 0
 }
 
-// infraProc identifies a running infra process; the start time tells it
-// apart from a later process that reused its pid.
-type infraProc struct {
-	pid   int
-	start uint64
+// infraSpec is how to start one infra process.
+type infraSpec struct {
+	id        string
+	netnsPath string // "" = the host's network namespace
+	hostname  string // set in the new UTS namespace; "" keeps the copied name
+	sysctls   map[string]string
+	newUTS    bool // false with host network: the pod keeps the node's name
+	newIPC    bool // false with host IPC
+	newPID    bool // PID mode POD: containers join the infra's PID namespace
 }
 
-// startInfra runs the infra process in fresh IPC and UTS namespaces (and a
-// PID namespace when newPID), inside the network namespace at netnsPath
-// ("" = the host's).
-func (m *Manager) startInfra(netnsPath, hostname string, sysctls map[string]string, newPID bool, logPath string) (infraProc, error) {
-	args := []string{"infra"}
-	if hostname != "" {
-		args = append(args, "--hostname", hostname)
+// startInfra starts the infra process, detached (own session), in the
+// requested fresh namespaces and inside the pod's network namespace, and
+// returns a watch on it once it has reported "ok".
+func (m *Manager) startInfra(ctx context.Context, s infraSpec) (*watchedProc, error) {
+	argv := infraArgs(m.state, s.id)
+	if s.hostname != "" && s.newUTS {
+		argv = append(argv, "--hostname", s.hostname)
 	}
-	for k, v := range sysctls {
-		args = append(args, "--sysctl", k+"="+v)
+	for k, v := range s.sysctls {
+		argv = append(argv, "--sysctl", k+"="+v)
 	}
-	flags := uintptr(unix.CLONE_NEWIPC | unix.CLONE_NEWUTS)
-	if newPID {
+	var flags uintptr
+	if s.newUTS {
+		flags |= unix.CLONE_NEWUTS
+	}
+	if s.newIPC {
+		flags |= unix.CLONE_NEWIPC
+	}
+	if s.newPID {
 		flags |= unix.CLONE_NEWPID
 	}
 	r, w, err := os.Pipe()
 	if err != nil {
-		return infraProc{}, err
+		return nil, fmt.Errorf("infra status pipe: %w", err)
 	}
 	defer r.Close()
-	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
-		w.Close()
-		return infraProc{}, fmt.Errorf("infra log: %w", err)
-	}
-	defer logf.Close()
-	cmd := exec.Command(m.infraPath, args...)
-	cmd.Args[0] = "crid-infra"
-	cmd.Dir = "/"
-	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd := &exec.Cmd{Path: m.infraPath, Args: argv, Dir: "/", Env: []string{"GOMAXPROCS=1"}}
 	cmd.ExtraFiles = []*os.File{w}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Cloneflags: flags, Pdeathsig: 0}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Cloneflags: flags}
 
 	errc := make(chan error, 1)
 	go func() {
 		// The child inherits this thread's network namespace. The thread is
 		// never unlocked, so Go retires it instead of reusing it elsewhere.
 		runtime.LockOSThread()
-		if netnsPath != "" {
-			fd, err := unix.Open(netnsPath, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if s.netnsPath != "" {
+			fd, err := unix.Open(s.netnsPath, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 			if err != nil {
-				errc <- fmt.Errorf("open netns %s: %w", netnsPath, err)
+				errc <- fmt.Errorf("open netns %s: %w", s.netnsPath, err)
 				return
 			}
 			err = unix.Setns(fd, unix.CLONE_NEWNET)
 			unix.Close(fd)
 			if err != nil {
-				errc <- fmt.Errorf("enter netns %s: %w", netnsPath, err)
+				errc <- fmt.Errorf("enter netns %s: %w", s.netnsPath, err)
 				return
 			}
 		}
@@ -143,131 +157,40 @@ func (m *Manager) startInfra(netnsPath, hostname string, sysctls map[string]stri
 	err = <-errc
 	w.Close()
 	if err != nil {
-		return infraProc{}, fmt.Errorf("start infra process: %w", err)
+		return nil, fmt.Errorf("start infra process: %w", err)
 	}
-	// Reap it if it exits while this crid runs.
-	go cmd.Wait()
+	pid := cmd.Process.Pid
+	// The watch reaps the child; os.Process must not wait on it too.
+	_ = cmd.Process.Release()
+	proc, err := watchProc(pid, 0, true)
+	if err != nil {
+		_ = unix.Kill(pid, unix.SIGKILL)
+		var ws unix.WaitStatus
+		_, _ = unix.Wait4(pid, &ws, 0, nil) // our child: reap it, dead or killed
+		return nil, fmt.Errorf("infra process %d exited at once", pid)
+	}
 
 	line := make(chan string, 1)
 	go func() {
 		s, _ := bufio.NewReader(io.LimitReader(r, 4096)).ReadString('\n')
 		line <- strings.TrimSpace(s)
 	}()
+	fail := func(err error) (*watchedProc, error) {
+		_ = proc.stop(0)
+		return nil, err
+	}
 	select {
-	case s := <-line:
-		if s != "ok" {
-			killProc(infraProc{pid: cmd.Process.Pid}, time.Second)
-			if s == "" {
-				s = "exited without reporting"
+	case msg := <-line:
+		if msg != "ok" {
+			if msg == "" {
+				msg = "exited without reporting"
 			}
-			return infraProc{}, fmt.Errorf("infra process: %s", strings.TrimPrefix(s, "error: "))
+			return fail(fmt.Errorf("infra process: %s", strings.TrimPrefix(msg, "error: ")))
 		}
-	case <-time.After(10 * time.Second):
-		killProc(infraProc{pid: cmd.Process.Pid}, time.Second)
-		return infraProc{}, fmt.Errorf("infra process did not start within 10s")
+	case <-time.After(infraStartTimeout):
+		return fail(fmt.Errorf("infra process did not start within %s", infraStartTimeout))
+	case <-ctx.Done():
+		return fail(fmt.Errorf("infra process: %w", ctx.Err()))
 	}
-	start, err := procStartTime(cmd.Process.Pid)
-	if err != nil {
-		killProc(infraProc{pid: cmd.Process.Pid}, time.Second)
-		return infraProc{}, err
-	}
-	return infraProc{pid: cmd.Process.Pid, start: start}, nil
-}
-
-// procStartTime reads field 22 of /proc/<pid>/stat.
-func procStartTime(pid int) (uint64, error) {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, err
-	}
-	// The command name may hold spaces; fields start after the last ')'.
-	s := string(data)
-	fields := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-	if len(fields) < 20 {
-		return 0, fmt.Errorf("parse /proc/%d/stat", pid)
-	}
-	if fields[0] == "Z" {
-		return 0, fmt.Errorf("process %d is a zombie", pid)
-	}
-	return strconv.ParseUint(fields[19], 10, 64)
-}
-
-// alive reports whether p is still the same running process.
-func (p infraProc) alive() bool {
-	if p.pid <= 0 {
-		return false
-	}
-	start, err := procStartTime(p.pid)
-	return err == nil && (p.start == 0 || start == p.start)
-}
-
-// killProc SIGKILLs p (if it is still that process) and waits until it is gone.
-func killProc(p infraProc, timeout time.Duration) error {
-	if !p.alive() {
-		return nil
-	}
-	if err := unix.Kill(p.pid, unix.SIGKILL); err != nil && !errors.Is(err, unix.ESRCH) {
-		return fmt.Errorf("kill infra process %d: %w", p.pid, err)
-	}
-	deadline := time.Now().Add(timeout)
-	for p.alive() {
-		if time.Now().After(deadline) {
-			return fmt.Errorf("infra process %d still alive after SIGKILL", p.pid)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	return nil
-}
-
-// pinNamespaces bind-mounts the infra's ipc and uts namespaces under
-// dir/ns so containers can join them by path.
-func pinNamespaces(dir string, pid int) error {
-	nsDir := filepath.Join(dir, "ns")
-	if err := os.MkdirAll(nsDir, 0o700); err != nil {
-		return err
-	}
-	for _, ns := range []string{"ipc", "uts"} {
-		pin := filepath.Join(nsDir, ns)
-		if err := os.WriteFile(pin, nil, 0o600); err != nil {
-			return err
-		}
-		if err := unix.Mount(fmt.Sprintf("/proc/%d/ns/%s", pid, ns), pin, "", unix.MS_BIND, ""); err != nil {
-			return fmt.Errorf("pin %s namespace: %w", ns, err)
-		}
-	}
-	return nil
-}
-
-// mountShm mounts the pod's /dev/shm tmpfs at path.
-func mountShm(path string, size int64) error {
-	if err := os.MkdirAll(path, 0o755); err != nil {
-		return err
-	}
-	opts := fmt.Sprintf("mode=1777,size=%d", size)
-	if err := unix.Mount("shm", path, "tmpfs", unix.MS_NOEXEC|unix.MS_NOSUID|unix.MS_NODEV, opts); err != nil {
-		return fmt.Errorf("mount pod shm at %s: %w", path, err)
-	}
-	return nil
-}
-
-// unmountAll detaches every mount at or below dir, deepest first.
-func unmountAll(dir string) error {
-	data, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		return err
-	}
-	var mounts []string
-	for _, line := range strings.Split(string(data), "\n") {
-		f := strings.Fields(line)
-		if len(f) > 4 && (f[4] == dir || strings.HasPrefix(f[4], dir+"/")) {
-			mounts = append(mounts, f[4])
-		}
-	}
-	var errs []error
-	for i := len(mounts) - 1; i >= 0; i-- {
-		if err := unix.Unmount(mounts[i], unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
-			errs = append(errs, fmt.Errorf("unmount %s: %w", mounts[i], err))
-		}
-	}
-	return errors.Join(errs...)
+	return proc, nil
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -14,9 +15,15 @@ import (
 	"github.com/crid-dev/crid/pkg/store"
 )
 
+// infraGrace is how long a stopping infra gets between SIGTERM and SIGKILL;
+// it exits on SIGTERM at once.
+const infraGrace = 2 * time.Second
+
 // Run creates and starts a pod sandbox. The record is written in state
-// "creating" first; every step after it is undone if a later one fails,
-// and a crash in between is rolled back by Recover.
+// "creating" first, naming everything crid will make for it (netns pin,
+// sandbox dir, cgroup; the infra process is found by its command line);
+// any failure rolls back every step, and a crash in between is rolled back
+// by Recover.
 func (m *Manager) Run(ctx context.Context, c *Config) (*store.Sandbox, error) {
 	if err := Validate(c); err != nil {
 		return nil, err
@@ -26,37 +33,47 @@ func (m *Manager) Run(ctx context.Context, c *Config) (*store.Sandbox, error) {
 		State: store.StateCreating, RuntimeHandler: c.RuntimeHandler, CreatedAt: time.Now().UTC(),
 		Labels: c.Labels, Annotations: c.Annotations, Config: c.Raw, HostNetwork: c.HostNetwork,
 	}
-	unlock := m.lock(sb.ID)
-	defer unlock()
 	cg, err := CgroupPath(m.driver, c.CgroupParent, sb.ID)
 	if err != nil {
 		return nil, err
 	}
 	sb.CgroupPath = cg
-	if err := m.recordIntent(sb); err != nil {
+	if !c.HostNetwork {
+		sb.NetNSPath = filepath.Join(m.netnsDir, sb.ID)
+	}
+	unlock := m.lock(sb.ID)
+	defer unlock()
+	podCIDR, err := m.recordIntent(sb)
+	if err != nil {
 		return nil, err
 	}
-	if err := m.setup(ctx, sb, c); err != nil {
-		if rbErr := m.teardown(context.WithoutCancel(ctx), sb, true, true); rbErr != nil {
-			m.log.Error("rolling back failed sandbox", "sandbox", sb.ID, "error", rbErr)
+	rollback := func(cause error) error {
+		if err := m.teardown(context.WithoutCancel(ctx), sb, true, true); err != nil {
+			m.log.Error("rolling back failed pod sandbox", "sandbox", sb.ID, "error", err)
 		}
-		return nil, fmt.Errorf("run pod sandbox %s/%s: %w", c.Namespace, c.Name, err)
+		return fmt.Errorf("run pod sandbox %s/%s: %w", c.Namespace, c.Name, cause)
+	}
+	if err := m.setup(ctx, sb, c, podCIDR); err != nil {
+		return nil, rollback(err)
 	}
 	sb.State = store.StateReady
 	if err := m.put(sb); err != nil {
-		m.teardown(context.WithoutCancel(ctx), sb, true, true)
-		return nil, fmt.Errorf("record sandbox %s: %w", sb.ID, err)
+		return nil, rollback(err)
 	}
-	m.log.Info("pod sandbox ready", "sandbox", sb.ID, "pod", c.Namespace+"/"+c.Name, "ip", sb.IP)
+	if p := m.infra(sb.ID); p == nil || p.exited() {
+		// Died between "ok" and the record: its watch saw a "creating" pod.
+		m.infraDied(sb.ID, sb.Pid)
+	}
+	m.log.Info("pod sandbox ready", "sandbox", sb.ID, "pod", c.Namespace+"/"+c.Name, "ip", sb.IP, "pid", sb.Pid)
 	return sb, nil
 }
 
-// recordIntent checks for a sandbox of the same name and attempt and writes
-// the "creating" record, atomically with respect to other Runs.
-func (m *Manager) recordIntent(sb *store.Sandbox) error {
-	m.createMu.Lock()
-	defer m.createMu.Unlock()
-	return m.db.Update(func(tx *store.Tx) error {
+// recordIntent checks for a sandbox of the same name, namespace, uid and
+// attempt and writes the "creating" record in one transaction, so two
+// concurrent Runs of the same pod cannot both pass. It returns the pod CIDR
+// kubelet last set, read in the same transaction.
+func (m *Manager) recordIntent(sb *store.Sandbox) (podCIDR string, err error) {
+	err = m.db.Update(func(tx *store.Tx) error {
 		all, err := tx.Sandboxes()
 		if err != nil {
 			return err
@@ -67,80 +84,156 @@ func (m *Manager) recordIntent(sb *store.Sandbox) error {
 					sb.Namespace, sb.Name, sb.UID, sb.Attempt, o.ID, errdefs.ErrAlreadyExists)
 			}
 		}
+		podCIDR = tx.PodCIDR()
 		return tx.PutSandbox(sb)
 	})
+	return podCIDR, err
 }
 
-// setup does the work of Run; independent steps run concurrently.
-func (m *Manager) setup(ctx context.Context, sb *store.Sandbox, c *Config) error {
+// setup does the work of Run. Steps that do not depend on each other run
+// concurrently: netns then CNI ADD then net sysctls; the infra process as
+// soon as the netns exists, then its namespace pins and cgroup; /dev/shm.
+// The first failure cancels the rest and is the error returned.
+func (m *Manager) setup(ctx context.Context, sb *store.Sandbox, c *Config, podCIDR string) error {
 	dir := m.dir(sb.ID)
 	if err := os.MkdirAll(dir, 0o711); err != nil {
 		return fmt.Errorf("create sandbox dir: %w", err)
 	}
-	netnsPath := ""
-	if !c.HostNetwork {
-		if err := os.MkdirAll(m.netnsDir, 0o711); err != nil {
-			return err
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex // guards sb and first while the steps run
+		first error
+	)
+	fail := func(err error) {
+		mu.Lock()
+		if first == nil {
+			first = err
+		} else {
+			m.log.Debug("pod sandbox setup: further error", "sandbox", sb.ID, "error", err)
 		}
-		ns, err := netns.New(m.netnsDir, sb.ID)
-		if err != nil {
-			return err
-		}
-		netnsPath = ns.Path()
-		// Not recorded yet: Recover finds an orphaned pin by its name, the id.
-		sb.NetNSPath = netnsPath
+		mu.Unlock()
+		cancel()
 	}
-	var podCIDR string
-	m.db.View(func(tx *store.Tx) error { podCIDR = tx.PodCIDR(); return nil })
+	netSysctls, ipcSysctls := splitSysctls(c)
 
-	var wg sync.WaitGroup
-	var mu sync.Mutex // guards sb while the steps below fill it in
-	var netErr, infraErr, shmErr error
-	if !c.HostNetwork {
+	nsReady := make(chan *netns.NetNS, 1)
+	if c.HostNetwork {
+		nsReady <- nil
+	} else {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			ns, err := netns.New(m.netnsDir, sb.ID)
+			nsReady <- ns
+			if err != nil {
+				fail(err)
+				return
+			}
 			pn := podNetwork(sb, c)
 			if podCIDR != "" {
 				pn.IPRanges = []string{podCIDR}
 			}
 			res, err := m.network.Setup(ctx, pn)
 			if err != nil {
-				netErr = err
+				fail(err)
 				return
 			}
 			mu.Lock()
 			sb.IP, sb.AdditionalIPs, sb.CNIResult = res.IP, res.AdditionalIPs, res.Raw
 			mu.Unlock()
+			// After ADD, so that per-interface ones find the pod's eth0.
+			if len(netSysctls) > 0 {
+				if err := ns.Do(func() error { return writeSysctls(netSysctls) }); err != nil {
+					fail(err)
+				}
+			}
 		}()
 	}
+
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		ns := <-nsReady
+		if !c.HostNetwork && ns == nil {
+			return // the netns failed; reported above
+		}
+		spec := infraSpec{
+			id: sb.ID, hostname: effectiveHostname(c), sysctls: ipcSysctls,
+			newUTS: !c.HostNetwork, newIPC: !c.HostIPC, newPID: c.PodPID && !c.HostPID,
+		}
+		if ns != nil {
+			spec.netnsPath = ns.Path()
+		}
+		proc, err := m.startInfra(ctx, spec)
+		if err != nil {
+			fail(err)
+			return
+		}
+		m.setInfra(sb.ID, proc)
+		mu.Lock()
+		sb.Pid, sb.PidStart = proc.pid, proc.start
+		mu.Unlock()
+		var kinds []string
+		if spec.newIPC {
+			kinds = append(kinds, "ipc")
+		}
+		if spec.newUTS {
+			kinds = append(kinds, "uts")
+		}
+		if err := pinNamespaces(dir, proc.pid, kinds); err != nil {
+			fail(err)
+			return
+		}
+		if sb.CgroupPath != "" {
+			if err := joinCgroup(sb.CgroupPath, proc.pid, m.cgroupRecord(sb.ID)); err != nil {
+				fail(err)
+			}
+		}
+	}()
+
 	if !c.HostIPC {
 		wg.Add(1)
-		go func() { defer wg.Done(); shmErr = mountShm(filepath.Join(dir, "shm"), m.shmSize) }()
-	}
-	hostname := c.Hostname
-	if c.HostNetwork {
-		hostname = "" // the host's UTS namespace name stays; infra gets its own anyway
-	}
-	infra, err := m.startInfra(netnsPath, hostname, c.Sysctls, c.PodPID && !c.HostPID, filepath.Join(dir, "infra.log"))
-	if err != nil {
-		infraErr = err
-	} else {
-		// Record the pid now, so a crash before "ready" cannot leak the process.
-		mu.Lock()
-		sb.Pid, sb.PidStart = infra.pid, infra.start
-		rec := *sb
-		mu.Unlock()
-		infraErr = errors.Join(m.put(&rec), pinNamespaces(dir, infra.pid))
-		if infraErr == nil && sb.CgroupPath != "" {
-			infraErr = joinCgroup(sb.CgroupPath, infra.pid)
-		}
+		go func() {
+			defer wg.Done()
+			if err := mountShm(filepath.Join(dir, "shm"), m.shmSize); err != nil {
+				fail(err)
+			}
+		}()
 	}
 	wg.Wait()
-	if err := errors.Join(netErr, infraErr, shmErr); err != nil {
-		return err
+	if first != nil {
+		return first
 	}
 	return writeFiles(dir, c, sb.IP)
+}
+
+// effectiveHostname is the pod's host name: the configured one, else the
+// pod name when that is a valid host name, else the node's (host network).
+func effectiveHostname(c *Config) string {
+	if c.Hostname != "" {
+		return c.Hostname
+	}
+	if c.HostNetwork {
+		h, _ := os.Hostname()
+		return h
+	}
+	if validHostname(strings.ToLower(c.Name)) {
+		return strings.ToLower(c.Name)
+	}
+	return ""
+}
+
+// writeSysctls writes sysctls through /proc/sys, which resolves network
+// sysctls in the calling thread's network namespace.
+func writeSysctls(sysctls map[string]string) error {
+	for k, v := range sysctls {
+		if err := os.WriteFile(sysctlPath(k), []byte(v), 0o644); err != nil {
+			return fmt.Errorf("set sysctl %s=%s in the pod: %w", k, v, err)
+		}
+	}
+	return nil
 }
 
 func podNetwork(sb *store.Sandbox, c *Config) netns.PodNetwork {
@@ -152,53 +245,142 @@ func podNetwork(sb *store.Sandbox, c *Config) netns.PodNetwork {
 	return pn
 }
 
-// teardown undoes whatever of a sandbox exists: CNI, infra, and with remove
-// also mounts, netns, files and the record. Each step tolerates "already
-// gone" and runs even when an earlier one failed. The record is kept on
-// error so RemovePodSandbox can be retried, except with force (rollback and
-// recovery), where a failed CNI DEL must not leave a half-made pod behind.
-func (m *Manager) teardown(ctx context.Context, sb *store.Sandbox, remove, force bool) error {
-	var errs []error
-	if !sb.HostNetwork {
+func (m *Manager) cgroupRecord(id string) string { return filepath.Join(m.dir(id), "cgroups.json") }
+
+// release stops what runs for a sandbox and frees its node resources: the
+// infra process and CNI DEL (concurrently), then the netns pin, the mounts
+// under its dir (/dev/shm, namespace pins) and its cgroups. Each step
+// tolerates "already gone" and runs even when another failed. netDown
+// reports that the network is torn down (or never was set up).
+func (m *Manager) release(ctx context.Context, sb *store.Sandbox) (netDown bool, err error) {
+	var infraErr, netErr error
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); infraErr = m.stopInfra(sb) }()
+	if !sb.HostNetwork && !sb.NetworkDown {
 		pn := netns.PodNetwork{ID: sb.ID, NetNSPath: sb.NetNSPath, PodName: sb.Name, PodNamespace: sb.Namespace, PodUID: sb.UID}
 		if err := m.network.Teardown(ctx, pn); err != nil {
-			err = fmt.Errorf("CNI teardown: %w", err)
-			if !force {
-				errs = append(errs, err)
-			} else {
-				m.log.Warn("CNI teardown failed during rollback; removing the pod anyway", "sandbox", sb.ID, "error", err)
-			}
+			netErr = fmt.Errorf("CNI teardown: %w", err)
 		}
 	}
-	if err := killProc(infraProc{pid: sb.Pid, start: sb.PidStart}, 5*time.Second); err != nil {
-		errs = append(errs, err)
+	wg.Wait()
+	errs := []error{infraErr, netErr}
+	if sb.NetNSPath != "" && netErr == nil {
+		errs = append(errs, removePin(sb.NetNSPath))
 	}
-	if err := removeCgroup(sb.CgroupPath); err != nil {
-		errs = append(errs, err)
+	errs = append(errs, unmountAll(m.dir(sb.ID)))
+	if infraErr == nil {
+		errs = append(errs, removeCgroup(sb.CgroupPath, m.cgroupRecord(sb.ID)))
 	}
+	return netErr == nil, errors.Join(errs...)
+}
+
+// teardown releases a sandbox and, with remove, deletes its pin, dir and
+// record. The record is kept on error so RemovePodSandbox can be retried,
+// except with force (rollback and recovery), where a failed CNI DEL must
+// not leave a half-made pod behind (its leases are retried by CNI GC).
+func (m *Manager) teardown(ctx context.Context, sb *store.Sandbox, remove, force bool) error {
+	_, err := m.release(ctx, sb)
 	if !remove {
-		return errors.Join(errs...)
+		return err
 	}
-	dir := m.dir(sb.ID)
-	if err := unmountAll(dir); err != nil {
-		errs = append(errs, err)
+	if err != nil && !force {
+		return err
 	}
+	if err != nil {
+		m.log.Warn("pod sandbox teardown incomplete; removing it anyway", "sandbox", sb.ID, "error", err)
+	}
+	var errs []error
 	if sb.NetNSPath != "" {
-		// Unmount and delete the pin directly: it may be a stale file.
-		if err := unmountAll(sb.NetNSPath); err != nil {
-			errs = append(errs, err)
-		}
-		if err := os.Remove(sb.NetNSPath); err != nil && !os.IsNotExist(err) {
-			errs = append(errs, fmt.Errorf("remove netns pin: %w", err))
-		}
+		errs = append(errs, removePin(sb.NetNSPath))
 	}
-	if err := os.RemoveAll(dir); err != nil {
+	if err := os.RemoveAll(m.dir(sb.ID)); err != nil {
 		errs = append(errs, err)
 	}
-	if len(errs) == 0 {
-		if err := m.db.Update(func(tx *store.Tx) error { return tx.DeleteSandbox(sb.ID) }); err != nil {
-			errs = append(errs, err)
+	if err := errors.Join(errs...); err != nil && !force {
+		return err
+	}
+	if err := m.db.Update(func(tx *store.Tx) error { return tx.DeleteSandbox(sb.ID) }); err != nil {
+		return fmt.Errorf("delete pod sandbox record %s: %w", sb.ID, err)
+	}
+	return nil
+}
+
+// removePin unmounts and deletes a netns pin, which may be stale or gone.
+func removePin(path string) error {
+	if err := unmountAll(path); err != nil {
+		return err
+	}
+	if err := os.Remove(path); err != nil && !os.IsNotExist(err) {
+		return fmt.Errorf("remove netns pin: %w", err)
+	}
+	return nil
+}
+
+// setInfra registers a sandbox's live infra; if it exits without being
+// stopped through stopInfra, the sandbox becomes not ready.
+func (m *Manager) setInfra(id string, p *watchedProc) {
+	m.mu.Lock()
+	m.infras[id] = p
+	m.mu.Unlock()
+	go func() {
+		<-p.done
+		m.mu.Lock()
+		cur := m.infras[id]
+		if cur == p {
+			delete(m.infras, id)
+		}
+		m.mu.Unlock()
+		if cur == p {
+			m.infraDied(id, p.pid)
+		}
+	}()
+}
+
+func (m *Manager) infra(id string) *watchedProc {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.infras[id]
+}
+
+// infraDied marks a ready sandbox whose infra process pid has exited not
+// ready, so kubelet recreates it.
+func (m *Manager) infraDied(id string, pid int) {
+	changed := false
+	err := m.db.Update(func(tx *store.Tx) error {
+		sb, err := tx.Sandbox(id)
+		if err != nil || sb.State != store.StateReady || sb.Pid != pid {
+			return nil
+		}
+		sb.State, changed = store.StateNotReady, true
+		return tx.PutSandbox(sb)
+	})
+	if err != nil {
+		m.log.Error("cannot mark pod sandbox not ready after its infra exited", "sandbox", id, "error", err)
+	} else if changed {
+		m.log.Warn("pod sandbox infra process exited; sandbox is not ready", "sandbox", id, "pid", pid)
+	}
+}
+
+// stopInfra ends the sandbox's infra process, if it still runs.
+func (m *Manager) stopInfra(sb *store.Sandbox) error {
+	m.mu.Lock()
+	p := m.infras[sb.ID]
+	delete(m.infras, sb.ID)
+	m.mu.Unlock()
+	if p == nil && sb.Pid != 0 {
+		var err error
+		if p, err = watchProc(sb.Pid, sb.PidStart, false); errors.Is(err, errProcGone) {
+			return nil
+		} else if err != nil {
+			return err
 		}
 	}
-	return errors.Join(errs...)
+	if p == nil {
+		return nil
+	}
+	if err := p.stop(infraGrace); err != nil {
+		return fmt.Errorf("stop infra process of pod sandbox %s: %w", sb.ID, err)
+	}
+	return nil
 }

@@ -4,6 +4,7 @@
 package sandbox
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
@@ -49,8 +50,30 @@ type Manager struct {
 	infraPath string // the binary that runs `infra`
 	log       *slog.Logger
 
-	createMu sync.Mutex // serialises the name check and the intent record only
-	locks    sync.Map   // sandbox id -> *sync.Mutex
+	state string // crid's state dir; infra command lines carry it
+
+	locks keyedMutex // per sandbox id
+
+	mu         sync.Mutex
+	infras     map[string]*watchedProc // live infra processes by sandbox id
+	containers Containers
+}
+
+// Containers is what the sandbox manager needs from the container manager:
+// StopPodSandbox and RemovePodSandbox act on a pod's containers first.
+type Containers interface {
+	// StopAll stops every container of the sandbox (kill after grace).
+	StopAll(ctx context.Context, sandboxID string) error
+	// RemoveAll force-removes every container of the sandbox.
+	RemoveAll(ctx context.Context, sandboxID string) error
+}
+
+// SetContainers connects the container manager; until then a sandbox has
+// no containers to stop or remove.
+func (m *Manager) SetContainers(c Containers) {
+	m.mu.Lock()
+	m.containers = c
+	m.mu.Unlock()
 }
 
 // Options configure a Manager.
@@ -70,20 +93,61 @@ func NewManager(db *store.DB, network *netns.Manager, o Options) *Manager {
 	return &Manager{
 		db: db, network: network, shmSize: o.ShmSize, driver: o.CgroupDriver, infraPath: o.InfraPath, log: o.Log,
 		stateDir: filepath.Join(o.State, "sandboxes"), netnsDir: filepath.Join(o.State, "netns"),
+		state: o.State, infras: map[string]*watchedProc{},
 	}
 }
 
-func (m *Manager) lock(id string) func() {
-	mu, _ := m.locks.LoadOrStore(id, &sync.Mutex{})
-	mu.(*sync.Mutex).Lock()
-	return mu.(*sync.Mutex).Unlock
+func (m *Manager) lock(id string) func() { return m.locks.lock(id) }
+
+// keyedMutex is one mutex per key, dropped when nobody holds or waits on it.
+type keyedMutex struct {
+	mu sync.Mutex
+	m  map[string]*refMutex
+}
+
+type refMutex struct {
+	sync.Mutex
+	refs int
+}
+
+func (k *keyedMutex) lock(key string) (unlock func()) {
+	k.mu.Lock()
+	if k.m == nil {
+		k.m = map[string]*refMutex{}
+	}
+	r := k.m[key]
+	if r == nil {
+		r = &refMutex{}
+		k.m[key] = r
+	}
+	r.refs++
+	k.mu.Unlock()
+	r.Lock()
+	return func() {
+		r.Unlock()
+		k.mu.Lock()
+		if r.refs--; r.refs == 0 {
+			delete(k.m, key)
+		}
+		k.mu.Unlock()
+	}
 }
 
 func (m *Manager) dir(id string) string { return filepath.Join(m.stateDir, id) }
 
+// Dir is the sandbox's directory: hostname, hosts and resolv.conf files
+// for containers to mount, shm (the pod's /dev/shm tmpfs unless host IPC)
+// and ns/ipc, ns/uts (pins of the infra's namespaces, where it has its
+// own). The PID namespace (PID mode POD) has no pin: nothing can enter a
+// PID namespace whose init is gone, so containers join it through
+// /proc/<infra pid>/ns/pid while the sandbox is ready.
+func (m *Manager) Dir(id string) string { return m.dir(id) }
+
 func newID() string {
 	b := make([]byte, 32)
-	rand.Read(b)
+	if _, err := rand.Read(b); err != nil {
+		panic(err) // crypto/rand does not fail on Linux
+	}
 	return hex.EncodeToString(b)
 }
 
@@ -135,5 +199,8 @@ func (m *Manager) List() ([]*store.Sandbox, error) {
 }
 
 func (m *Manager) put(sb *store.Sandbox) error {
-	return m.db.Update(func(tx *store.Tx) error { return tx.PutSandbox(sb) })
+	if err := m.db.Update(func(tx *store.Tx) error { return tx.PutSandbox(sb) }); err != nil {
+		return fmt.Errorf("record pod sandbox %s: %w", sb.ID, err)
+	}
+	return nil
 }

@@ -60,6 +60,13 @@ func TestValidate(t *testing.T) {
 		{"relative cgroup parent", func(c *Config) { c.CgroupParent = "kubepods" }, "absolute"},
 		{"bad bandwidth", func(c *Config) { c.Annotations = map[string]string{"kubernetes.io/ingress-bandwidth": "lots"} }, "bandwidth"},
 		{"bad port", func(c *Config) { c.PortMappings = []netns.PortMapping{{ContainerPort: 70000}} }, "port"},
+		{"bad protocol", func(c *Config) { c.PortMappings = []netns.PortMapping{{ContainerPort: 80, Protocol: "icmp"}} }, "protocol"},
+		{"bad host IP", func(c *Config) {
+			c.PortMappings = []netns.PortMapping{{ContainerPort: 80, HostPort: 80, HostIP: "localhost"}}
+		}, "host IP"},
+		{"bad DNS server", func(c *Config) { c.DNS = &netns.DNS{Servers: []string{"dns.example"}} }, "DNS server"},
+		{"DNS search with space", func(c *Config) { c.DNS = &netns.DNS{Searches: []string{"a b"}} }, "DNS search"},
+		{"sysctl value with newline", func(c *Config) { c.Sysctls = map[string]string{"net.core.somaxconn": "1\nkernel.x=1"} }, "newline"},
 	}
 	for _, tc := range cases {
 		c := ok()

@@ -2,48 +2,70 @@ package sandbox
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/crid-dev/crid/pkg/errdefs"
 	"github.com/crid-dev/crid/pkg/store"
 )
 
-// Stop tears down the pod's network and ends its infra process; the
-// sandbox stays listed as not ready until removed. Stopping a stopped or
-// unknown sandbox succeeds: the CRI contract makes StopPodSandbox
-// idempotent "if all relevant resources have already been reclaimed".
+// Stop stops the pod's containers, ends its infra process, tears down its
+// network (CNI DEL) and frees its netns, /dev/shm and namespace pins; the
+// sandbox stays listed as not ready until removed. Stop is idempotent: a
+// stopped, partly torn-down or unknown sandbox is not an error, as the CRI
+// asks once all its resources are reclaimed.
 func (m *Manager) Stop(ctx context.Context, idOrPrefix string) error {
 	sb, unlock, err := m.lockExisting(idOrPrefix)
 	if sb == nil {
 		return err
 	}
 	defer unlock()
-	// TODO(containers issue): stop the sandbox's containers first.
-	if err := m.teardown(ctx, sb, false, false); err != nil {
+	if err := m.stop(ctx, sb); err != nil {
 		return fmt.Errorf("stop pod sandbox %s: %w", sb.ID, err)
-	}
-	if sb.State != store.StateNotReady {
-		sb.State = store.StateNotReady
-		if err := m.put(sb); err != nil {
-			return fmt.Errorf("record stopped sandbox %s: %w", sb.ID, err)
-		}
-		m.log.Info("pod sandbox stopped", "sandbox", sb.ID)
 	}
 	return nil
 }
 
-// Remove stops the sandbox if needed and deletes everything it had. An
-// unknown sandbox is not an error.
+// stop does Stop's work under the sandbox lock. The record becomes not
+// ready even when a step failed, since the infra may already be gone; the
+// network is recorded as down only once CNI DEL succeeded.
+func (m *Manager) stop(ctx context.Context, sb *store.Sandbox) error {
+	var errs []error
+	if c := m.containerManager(); c != nil {
+		if err := c.StopAll(ctx, sb.ID); err != nil {
+			errs = append(errs, fmt.Errorf("stop containers: %w", err))
+		}
+	}
+	netDown, err := m.release(ctx, sb)
+	errs = append(errs, err)
+	if sb.State != store.StateNotReady || netDown != sb.NetworkDown {
+		wasReady := sb.State == store.StateReady
+		sb.State, sb.NetworkDown = store.StateNotReady, netDown
+		if err := m.put(sb); err != nil {
+			errs = append(errs, err)
+		} else if wasReady {
+			m.log.Info("pod sandbox stopped", "sandbox", sb.ID)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Remove stops the sandbox if needed, removes its containers, and deletes
+// everything it had and its record. Removing an unknown sandbox succeeds.
 func (m *Manager) Remove(ctx context.Context, idOrPrefix string) error {
 	sb, unlock, err := m.lockExisting(idOrPrefix)
 	if sb == nil {
 		return err
 	}
 	defer unlock()
+	if c := m.containerManager(); c != nil {
+		if err := c.RemoveAll(ctx, sb.ID); err != nil {
+			return fmt.Errorf("remove pod sandbox %s: remove its containers: %w", sb.ID, err)
+		}
+	}
 	if err := m.teardown(ctx, sb, true, false); err != nil {
 		return fmt.Errorf("remove pod sandbox %s: %w", sb.ID, err)
 	}
-	m.locks.Delete(sb.ID)
 	m.log.Info("pod sandbox removed", "sandbox", sb.ID)
 	return nil
 }
@@ -68,6 +90,12 @@ func (m *Manager) lockExisting(idOrPrefix string) (*store.Sandbox, func(), error
 		return nil, nil, err
 	}
 	return sb, unlock, nil
+}
+
+func (m *Manager) containerManager() Containers {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.containers
 }
 
 func (m *Manager) get(id string) (*store.Sandbox, error) {

@@ -42,8 +42,10 @@ func (s *RuntimeService) PodSandboxStatus(ctx context.Context, req *runtime.PodS
 	resp := &runtime.PodSandboxStatusResponse{Status: st}
 	if req.Verbose {
 		info, err := json.Marshal(map[string]any{
-			"pid": sb.Pid, "netnsPath": sb.NetNSPath, "runtimeHandler": sb.RuntimeHandler,
-			"cniResult": json.RawMessage(orNull(sb.CNIResult)), "config": json.RawMessage(orNull(sb.Config)),
+			"pid": sb.Pid, "pidStartTime": sb.PidStart, "netnsPath": sb.NetNSPath, "runtimeHandler": sb.RuntimeHandler,
+			"state": sb.State, "hostNetwork": sb.HostNetwork, "networkTornDown": sb.NetworkDown, "cgroupPath": sb.CgroupPath,
+			"sandboxDir": s.sandboxes.Dir(sb.ID),
+			"cniResult":  json.RawMessage(orNull(sb.CNIResult)), "config": json.RawMessage(orNull(sb.Config)),
 		})
 		if err != nil {
 			return nil, fmt.Errorf("encode sandbox %s info: %w", sb.ID, err)

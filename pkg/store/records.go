@@ -62,7 +62,8 @@ type Sandbox struct {
 	Pid            int               `json:"pid,omitempty"`
 	PidStart       uint64            `json:"pidStart,omitempty"` // start time, tells a reused pid apart
 	HostNetwork    bool              `json:"hostNetwork,omitempty"`
-	CgroupPath     string            `json:"cgroupPath,omitempty"` // the infra's own cgroup, per hierarchy
+	NetworkDown    bool              `json:"networkDown,omitempty"` // CNI DEL done (stopped); not repeated on removal
+	CgroupPath     string            `json:"cgroupPath,omitempty"`  // the infra's own cgroup, per hierarchy
 	Config         []byte            `json:"config,omitempty"`
 }
 

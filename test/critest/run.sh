@@ -20,6 +20,7 @@ work=$(mktemp -d /tmp/crid-critest-XXXXXX)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 bridge="cridct$((RANDOM % 1000))"
 crid_pid=""
+forward=$(cat /proc/sys/net/ipv4/ip_forward)
 
 cleanup() {
   set +e
@@ -27,21 +28,18 @@ cleanup() {
     kill -TERM "$crid_pid" 2>/dev/null
     wait "$crid_pid" 2>/dev/null
   fi
-  # Infra processes of pods the suite did not remove: the UTS namespace pins
-  # of their sandboxes (every pod has one, host-network pods too) name them.
-  for pin in "$work"/state/sandboxes/*/ns/uts; do
-    [ -e "$pin" ] || continue
-    ino=$(stat -L -c %i "$pin" 2>/dev/null) || continue
-    for p in /proc/[0-9]*; do
-      case "$(tr '\0' ' ' <"$p/cmdline" 2>/dev/null)" in
-      crid-infra*) [ "$(stat -L -c %i "$p/ns/uts" 2>/dev/null)" = "$ino" ] && kill -9 "${p#/proc/}" ;;
-      esac
-    done
+  # Infra processes of pods the suite did not remove name crid's state dir.
+  for p in /proc/[0-9]*; do
+    case "$(tr '\0' ' ' <"$p/cmdline" 2>/dev/null)" in
+    "crid-infra infra --state $work/state "*) kill -9 "${p#/proc/}" ;;
+    esac
   done
   awk -v w="$work" '$5 ~ "^"w {print $5}' /proc/self/mountinfo | sort -r | xargs -r -n1 umount -l
   "$repo/hack/registry.sh" stop "$work/registry" >/dev/null
   ip link del "$bridge" 2>/dev/null
   rm -rf "$work"
+  # The bridge plugin (isGateway) switches forwarding on; put it back.
+  echo "$forward" >/proc/sys/net/ipv4/ip_forward
 }
 trap cleanup EXIT
 

@@ -50,5 +50,9 @@ func TestInfraJoinsPodCgroupParent(t *testing.T) {
 	if len(leaves) > 0 {
 		t.Fatalf("pod cgroups left after removal: %v", leaves)
 	}
+	// crid made the parents too (kubelet had not): it removes them as well.
+	if made, _ := filepath.Glob("/sys/fs/cgroup/*/" + top); len(made) > 0 {
+		t.Errorf("cgroup parents crid created are left: %v", made)
+	}
 	assertNoPodLeftovers(t, d, n, info.Pid)
 }

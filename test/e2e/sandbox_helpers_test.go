@@ -78,9 +78,34 @@ func assertNoPodLeftovers(t *testing.T, d *framework.Daemon, n *framework.Networ
 			t.Errorf("IP allocations left: %v", ips)
 		}
 	}
+	if procs := infraProcesses(d.State); len(procs) > 0 {
+		t.Errorf("infra processes of this crid left: %v", procs)
+	}
 	for _, pid := range pids {
 		if data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil && !strings.Contains(string(data), ") Z ") {
 			t.Errorf("infra process %d still running", pid)
 		}
 	}
+}
+
+// infraProcesses lists the pids of live infra processes whose command line
+// names state, the daemon's state dir (crid-infra infra --state DIR --id ID).
+func infraProcesses(state string) []string {
+	paths, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	var pids []string
+	for _, p := range paths {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		args := strings.Split(string(data), "\x00")
+		if len(args) < 4 || args[0] != "crid-infra" || args[3] != state {
+			continue
+		}
+		pid := filepath.Base(filepath.Dir(p))
+		if stat, err := os.ReadFile("/proc/" + pid + "/stat"); err == nil && !strings.Contains(string(stat), ") Z ") {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
 }

@@ -169,6 +169,8 @@ func TestRunPodSandboxRejectsBadRequestsLeavingNothing(t *testing.T) {
 	noUID.Metadata.Uid = ""
 	hostSysctl := podConfig("sysctl")
 	hostSysctl.Linux = &runtime.LinuxPodSandboxConfig{Sysctls: map[string]string{"vm.swappiness": "1"}}
+	badDNS := podConfig("dns")
+	badDNS.DnsConfig = &runtime.DNSConfig{Servers: []string{"not-an-ip"}}
 	escape := podConfig("cg")
 	escape.Linux = &runtime.LinuxPodSandboxConfig{CgroupParent: "/kubepods/../../etc"}
 	for _, tc := range []struct {
@@ -182,11 +184,24 @@ func TestRunPodSandboxRejectsBadRequestsLeavingNothing(t *testing.T) {
 		{"unknown handler", &runtime.RunPodSandboxRequest{Config: podConfig("h"), RuntimeHandler: "kata"}, codes.InvalidArgument, "kata"},
 		{"node sysctl", &runtime.RunPodSandboxRequest{Config: hostSysctl}, codes.InvalidArgument, "vm.swappiness"},
 		{"cgroup escape", &runtime.RunPodSandboxRequest{Config: escape}, codes.InvalidArgument, "cgroup"},
+		{"bad DNS server", &runtime.RunPodSandboxRequest{Config: badDNS}, codes.InvalidArgument, "not-an-ip"},
 	} {
 		_, err := d.Runtime.RunPodSandbox(ctx, tc.req)
 		if status.Code(err) != tc.code || !strings.Contains(err.Error(), tc.mention) {
 			t.Errorf("%s: %v, want %v mentioning %q", tc.name, err, tc.code, tc.mention)
 		}
+	}
+	// Stop and Remove of an unknown sandbox succeed (CRI idempotence);
+	// its status is NotFound.
+	unknown := strings.Repeat("0", 64)
+	if _, err := d.Runtime.StopPodSandbox(ctx, &runtime.StopPodSandboxRequest{PodSandboxId: unknown}); err != nil {
+		t.Errorf("stop of an unknown sandbox: %v", err)
+	}
+	if _, err := d.Runtime.RemovePodSandbox(ctx, &runtime.RemovePodSandboxRequest{PodSandboxId: unknown}); err != nil {
+		t.Errorf("remove of an unknown sandbox: %v", err)
+	}
+	if _, err := d.Runtime.PodSandboxStatus(ctx, &runtime.PodSandboxStatusRequest{PodSandboxId: unknown}); status.Code(err) != codes.NotFound {
+		t.Errorf("status of an unknown sandbox: %v, want NotFound", err)
 	}
 	assertNoPodLeftovers(t, d, n)
 }
@@ -239,6 +254,26 @@ func TestTwentyConcurrentPods(t *testing.T) {
 	}
 	if len(n.Allocations()) != pods {
 		t.Errorf("%d allocations for %d pods", len(n.Allocations()), pods)
+	}
+	stream, err := d.Runtime.StreamPodSandboxes(ctxT(t), &runtime.StreamPodSandboxesRequest{
+		Filter: &runtime.PodSandboxFilter{LabelSelector: map[string]string{"suite": "e2e"}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	streamed := 0
+	for {
+		resp, err := stream.Recv()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		streamed += len(resp.PodSandboxes)
+	}
+	if streamed != pods {
+		t.Errorf("StreamPodSandboxes sent %d pods, want %d", streamed, pods)
 	}
 	for _, id := range ids {
 		wg.Add(1)

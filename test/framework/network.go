@@ -36,7 +36,7 @@ func NewNetwork(t testing.TB, pluginType string) *Network {
 	}
 	os.MkdirAll(n.ConfDir, 0o755)
 	conf := fmt.Sprintf(`{"cniVersion":"1.0.0","name":"crid-e2e","plugins":[
- {"type":%q,"bridge":%q,"isGateway":true,"ipMasq":false,"hairpinMode":true,
+ {"type":%q,"bridge":%q,"isGateway":false,"ipMasq":false,"hairpinMode":true,
   "ipam":{"type":"host-local","ranges":[[{"subnet":%q}]],"dataDir":%q}},
  {"type":"portmap","capabilities":{"portMappings":true}},
  {"type":"loopback"}]}`, pluginType, n.Bridge, n.Subnet, n.DataDir)
@@ -50,6 +50,20 @@ func NewNetwork(t testing.TB, pluginType string) *Network {
 			removePortmapChains()
 		}
 	})
+	// The bridge is made here with the subnet's gateway address, so the host
+	// reaches pod IPs (and portmap's 127.0.0.1 hostPorts) through it; with
+	// isGateway the plugin would also switch on net.ipv4.ip_forward for the
+	// whole node, which these tests do not need.
+	gw := strings.TrimSuffix(n.Subnet, "0/24") + "1/24"
+	for _, args := range [][]string{
+		{"link", "add", "name", n.Bridge, "type", "bridge"},
+		{"addr", "add", gw, "dev", n.Bridge},
+		{"link", "set", n.Bridge, "up"},
+	} {
+		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
+			t.Fatalf("ip %v: %v: %s", args, err, out)
+		}
+	}
 	return n
 }
 

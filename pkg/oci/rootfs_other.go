@@ -4,7 +4,6 @@ package oci
 
 import (
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 
@@ -34,12 +33,5 @@ func readFileInRoot(root, name string, max int64) ([]byte, error) {
 		return nil, err
 	}
 	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, max+1))
-	if err != nil {
-		return nil, err
-	}
-	if int64(len(data)) > max {
-		return nil, fmt.Errorf("%s is larger than %d bytes", name, max)
-	}
-	return data, nil
+	return readLimited(f, name, max)
 }

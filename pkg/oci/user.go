@@ -113,23 +113,12 @@ func first[T any](items []T, match func(T) bool) (T, bool) {
 // lines are skipped.
 func parsePasswd(data []byte) []passwdEntry {
 	var out []passwdEntry
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	sc.Buffer(make([]byte, 0, 4096), maxUserFileSize)
-	for sc.Scan() {
-		line := strings.TrimSpace(sc.Text())
-		if line == "" || line[0] == '#' {
-			continue
-		}
-		f := strings.Split(line, ":")
-		if len(f) < 4 || f[0] == "" {
-			continue
-		}
+	for _, f := range colonRecords(data, 4) {
 		uid, err1 := parseID(f[2])
 		gid, err2 := parseID(f[3])
-		if err1 != nil || err2 != nil {
-			continue
+		if err1 == nil && err2 == nil {
+			out = append(out, passwdEntry{name: f[0], uid: uid, gid: gid})
 		}
-		out = append(out, passwdEntry{name: f[0], uid: uid, gid: gid})
 	}
 	return out
 }
@@ -138,23 +127,13 @@ func parsePasswd(data []byte) []passwdEntry {
 // are skipped.
 func parseGroup(data []byte) []groupEntry {
 	var out []groupEntry
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	sc.Buffer(make([]byte, 0, 4096), maxUserFileSize)
-	for sc.Scan() {
-		line := strings.TrimSpace(sc.Text())
-		if line == "" || line[0] == '#' {
-			continue
-		}
-		f := strings.Split(line, ":")
-		if len(f) < 3 || f[0] == "" {
-			continue
-		}
+	for _, f := range colonRecords(data, 3) {
 		gid, err := parseID(f[2])
 		if err != nil {
 			continue
 		}
 		g := groupEntry{name: f[0], gid: gid}
-		if len(f) > 3 && f[3] != "" {
+		if len(f) > 3 {
 			for _, m := range strings.Split(f[3], ",") {
 				if m = strings.TrimSpace(m); m != "" {
 					g.members = append(g.members, m)
@@ -162,6 +141,24 @@ func parseGroup(data []byte) []groupEntry {
 			}
 		}
 		out = append(out, g)
+	}
+	return out
+}
+
+// colonRecords splits /etc/passwd-style data into fields, skipping blank
+// lines, comments and records with fewer than minFields or no name.
+func colonRecords(data []byte, minFields int) [][]string {
+	var out [][]string
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	sc.Buffer(make([]byte, 0, 4096), maxUserFileSize)
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		if f := strings.Split(line, ":"); len(f) >= minFields && f[0] != "" {
+			out = append(out, f)
+		}
 	}
 	return out
 }

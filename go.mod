@@ -3,6 +3,8 @@ module github.com/crid-dev/crid
 go 1.26.0
 
 require (
+	github.com/containerd/console v1.0.5
+	github.com/containerd/go-runc v1.2.1
 	github.com/containernetworking/cni v1.3.1
 	github.com/cyphar/filepath-securejoin v0.7.0
 	github.com/distribution/reference v0.6.0

@@ -19,6 +19,7 @@ import (
 	"github.com/crid-dev/crid/pkg/config"
 	"github.com/crid-dev/crid/pkg/preflight"
 	"github.com/crid-dev/crid/pkg/sandbox"
+	"github.com/crid-dev/crid/pkg/shim"
 )
 
 // version is set at build time: -ldflags "-X main.version=..."
@@ -39,6 +40,9 @@ func run(args []string) int {
 	case "infra":
 		// The pod infra process crid starts itself; not for humans.
 		return sandbox.InfraMain(args)
+	case "shim":
+		// The per-container shim crid starts itself; not for humans.
+		return shim.Main(args)
 	case "check":
 		return checkMain(args)
 	case "config":

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"time"
 
@@ -14,9 +15,11 @@ import (
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/crid-dev/crid/pkg/config"
+	"github.com/crid-dev/crid/pkg/container"
 	"github.com/crid-dev/crid/pkg/image"
 	"github.com/crid-dev/crid/pkg/image/registry"
 	"github.com/crid-dev/crid/pkg/netns"
+	"github.com/crid-dev/crid/pkg/oci"
 	"github.com/crid-dev/crid/pkg/sandbox"
 	"github.com/crid-dev/crid/pkg/server"
 	"github.com/crid-dev/crid/pkg/store"
@@ -72,6 +75,20 @@ func serve(ctx context.Context, cfg *config.Config) error {
 		log.Error("sandbox recovery incomplete", "error", err)
 	}
 
+	host, err := oci.DetectHost(cfg.CgroupDriver)
+	if err != nil {
+		return fmt.Errorf("detect host: %w", err)
+	}
+	containers, err := container.NewManager(db, images, sandboxes, container.Options{
+		Root: cfg.Root, State: cfg.State, Runtimes: resolveRuntimes(cfg, log), Host: host, Log: log,
+	})
+	if err != nil {
+		return err
+	}
+	if err := containers.Recover(ctx); err != nil {
+		log.Error("container recovery incomplete", "error", err)
+	}
+
 	lis, err := listenUnix(cfg.Listen)
 	if err != nil {
 		return err
@@ -81,7 +98,7 @@ func serve(ctx context.Context, cfg *config.Config) error {
 		grpc.ChainStreamInterceptor(server.StreamInterceptor(log)),
 	)
 	runtime.RegisterRuntimeServiceServer(srv, server.NewRuntimeService(server.RuntimeDeps{
-		Config: cfg, DB: db, Network: network, Sandboxes: sandboxes, Version: version, Log: log,
+		Config: cfg, DB: db, Network: network, Sandboxes: sandboxes, Containers: containers, Version: version, Log: log,
 	}))
 	runtime.RegisterImageServiceServer(srv, server.NewImageService(images, log))
 
@@ -140,4 +157,23 @@ func listenUnix(path string) (net.Listener, error) {
 		return nil, fmt.Errorf("chmod %s: %w", path, err)
 	}
 	return lis, nil
+}
+
+// resolveRuntimes turns the [runtimes] table into absolute binaries and
+// state dirs (default <state>/runc/<handler>, private to this crid).
+func resolveRuntimes(cfg *config.Config, log *slog.Logger) map[string]container.Runtime {
+	out := map[string]container.Runtime{}
+	for name, rt := range cfg.Runtimes {
+		path, err := exec.LookPath(rt.Path)
+		if err != nil {
+			log.Warn("OCI runtime binary not found; its containers will fail to create", "handler", name, "path", rt.Path, "error", err)
+			path = rt.Path
+		}
+		root := rt.Root
+		if root == "" {
+			root = filepath.Join(cfg.State, "runc", name)
+		}
+		out[name] = container.Runtime{Path: path, Root: root, SystemdCgroup: rt.SystemdCgroup || cfg.CgroupDriver == "systemd"}
+	}
+	return out
 }

@@ -106,7 +106,11 @@ func (s *Service) lease(keys ...string) func() {
 	}
 }
 
-// gc deletes snapshots and content no image references and no pull holds.
+// GC deletes snapshots nothing uses any more, e.g. those of a removed
+// image once the last container made from it is removed.
+func (s *Service) GC(ctx context.Context) error { return s.gc(ctx, false) }
+
+// gc deletes snapshots and content no image, container or pull holds.
 // At start (startup) it also removes unrecorded directories and temp files.
 func (s *Service) gc(ctx context.Context, startup bool) error {
 	var garbage []*store.Snapshot
@@ -122,6 +126,15 @@ func (s *Service) gc(ctx context.Context, startup bool) error {
 		for k := range s.leases {
 			used[k] = true
 			keepContent[digest.Digest(k)] = true
+		}
+		containers, err := tx.Containers()
+		if err != nil {
+			return err
+		}
+		for _, c := range containers {
+			for _, chain := range c.ChainIDs {
+				used[chain] = true
+			}
 		}
 		for _, img := range images {
 			for _, c := range img.ChainIDs {

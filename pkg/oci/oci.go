@@ -26,6 +26,11 @@ import (
 	"github.com/crid-dev/crid/pkg/errdefs"
 )
 
+// SpecVersion is the ociVersion crid writes: the oldest that holds every
+// field it sets. Runtimes check it (crun 1.8 refuses 1.2.0 and later), so
+// the library's own newer version would lock out older runtimes.
+const SpecVersion = "1.1.0"
+
 // Annotations crid sets on every container spec, like containerd's CRI
 // plugin does, so that OCI hooks and tools can tell what a bundle is.
 const (
@@ -209,7 +214,7 @@ func Generate(host *Host, req *Request) (*Result, error) {
 		rootPath = defaultRootPath
 	}
 	g.spec = &specs.Spec{
-		Version: specs.Version,
+		Version: SpecVersion,
 		Root:    &specs.Root{Path: rootPath, Readonly: g.sc.GetReadonlyRootfs()},
 		Process: &specs.Process{Terminal: g.cfg.GetTty()},
 		Linux:   &specs.Linux{Resources: &specs.LinuxResources{}},

@@ -70,7 +70,7 @@ func TestGenerateFullSpecRoundTrip(t *testing.T) {
 	}
 	// The essentials of a config.json runc accepts.
 	sp := res.Spec
-	if sp.Version != specs.Version || sp.Root.Path != "rootfs" || !sp.Root.Readonly || sp.Process.Cwd == "" ||
+	if sp.Version != SpecVersion || sp.Root.Path != "rootfs" || !sp.Root.Readonly || sp.Process.Cwd == "" ||
 		len(sp.Process.Args) == 0 || sp.Linux == nil || !sp.Process.NoNewPrivileges || !sp.Process.Terminal {
 		t.Fatalf("incomplete spec: %s", data)
 	}

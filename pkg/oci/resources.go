@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/crid-dev/crid/pkg/errdefs"
 )
@@ -175,4 +176,23 @@ func (g *gen) devices() error {
 	g.spec.Linux.Devices = devs
 	g.spec.Linux.Resources.Devices = rules
 	return nil
+}
+
+// UpdateResources maps the resources of an UpdateContainerResources call
+// with the same rules as Generate; runc update takes the result (the
+// oom_score_adj of a running container is not changed by an update).
+func UpdateResources(host *Host, r *runtime.LinuxContainerResources) (*specs.LinuxResources, []string, error) {
+	if host == nil {
+		host = &Host{}
+	}
+	g := &gen{
+		host: host,
+		cfg:  &runtime.ContainerConfig{Linux: &runtime.LinuxContainerConfig{Resources: r}},
+		spec: &specs.Spec{Process: &specs.Process{}, Linux: &specs.Linux{Resources: &specs.LinuxResources{}}},
+		res:  &Result{},
+	}
+	if err := g.resources(); err != nil {
+		return nil, nil, err
+	}
+	return g.spec.Linux.Resources, g.res.Warnings, nil
 }

@@ -2,9 +2,7 @@ package sandbox
 
 import (
 	"reflect"
-	"sync"
 	"testing"
-	"time"
 
 	"github.com/crid-dev/crid/pkg/store"
 )
@@ -70,35 +68,5 @@ func TestSplitSysctlsAndHostname(t *testing.T) {
 		if got := effectiveHostname(&tc.c); got != tc.want {
 			t.Errorf("effectiveHostname(%+v) = %q, want %q", tc.c, got, tc.want)
 		}
-	}
-}
-
-func TestKeyedMutex(t *testing.T) {
-	var k keyedMutex
-	var mu sync.Mutex
-	inside := map[string]int{}
-	var wg sync.WaitGroup
-	for i := range 40 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			key := []string{"a", "b"}[i%2]
-			unlock := k.lock(key)
-			mu.Lock()
-			inside[key]++
-			if inside[key] > 1 {
-				t.Errorf("two holders of %q", key)
-			}
-			mu.Unlock()
-			time.Sleep(time.Millisecond)
-			mu.Lock()
-			inside[key]--
-			mu.Unlock()
-			unlock()
-		}()
-	}
-	wg.Wait()
-	if len(k.m) != 0 {
-		t.Errorf("locks not dropped: %v", k.m)
 	}
 }

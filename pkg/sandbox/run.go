@@ -29,7 +29,7 @@ func (m *Manager) Run(ctx context.Context, c *Config) (*store.Sandbox, error) {
 		return nil, err
 	}
 	sb := &store.Sandbox{
-		ID: newID(), Name: c.Name, Namespace: c.Namespace, UID: c.UID, Attempt: c.Attempt,
+		ID: NewID(), Name: c.Name, Namespace: c.Namespace, UID: c.UID, Attempt: c.Attempt,
 		State: store.StateCreating, RuntimeHandler: c.RuntimeHandler, CreatedAt: time.Now().UTC(),
 		Labels: c.Labels, Annotations: c.Annotations, Config: c.Raw, HostNetwork: c.HostNetwork,
 	}

@@ -15,6 +15,7 @@ import (
 	"sync"
 
 	"github.com/crid-dev/crid/pkg/errdefs"
+	"github.com/crid-dev/crid/pkg/keyed"
 	"github.com/crid-dev/crid/pkg/netns"
 	"github.com/crid-dev/crid/pkg/store"
 )
@@ -52,7 +53,7 @@ type Manager struct {
 
 	state string // crid's state dir; infra command lines carry it
 
-	locks keyedMutex // per sandbox id
+	locks keyed.Mutex // per sandbox id
 
 	mu         sync.Mutex
 	infras     map[string]*watchedProc // live infra processes by sandbox id
@@ -97,41 +98,7 @@ func NewManager(db *store.DB, network *netns.Manager, o Options) *Manager {
 	}
 }
 
-func (m *Manager) lock(id string) func() { return m.locks.lock(id) }
-
-// keyedMutex is one mutex per key, dropped when nobody holds or waits on it.
-type keyedMutex struct {
-	mu sync.Mutex
-	m  map[string]*refMutex
-}
-
-type refMutex struct {
-	sync.Mutex
-	refs int
-}
-
-func (k *keyedMutex) lock(key string) (unlock func()) {
-	k.mu.Lock()
-	if k.m == nil {
-		k.m = map[string]*refMutex{}
-	}
-	r := k.m[key]
-	if r == nil {
-		r = &refMutex{}
-		k.m[key] = r
-	}
-	r.refs++
-	k.mu.Unlock()
-	r.Lock()
-	return func() {
-		r.Unlock()
-		k.mu.Lock()
-		if r.refs--; r.refs == 0 {
-			delete(k.m, key)
-		}
-		k.mu.Unlock()
-	}
-}
+func (m *Manager) lock(id string) func() { return m.locks.Lock(id) }
 
 func (m *Manager) dir(id string) string { return filepath.Join(m.stateDir, id) }
 
@@ -143,7 +110,8 @@ func (m *Manager) dir(id string) string { return filepath.Join(m.stateDir, id) }
 // /proc/<infra pid>/ns/pid while the sandbox is ready.
 func (m *Manager) Dir(id string) string { return m.dir(id) }
 
-func newID() string {
+// NewID returns a new random 64-hex-digit id, as CRI ids look.
+func NewID() string {
 	b := make([]byte, 32)
 	if _, err := rand.Read(b); err != nil {
 		panic(err) // crypto/rand does not fail on Linux

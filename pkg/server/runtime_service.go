@@ -9,6 +9,7 @@ import (
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/crid-dev/crid/pkg/config"
+	"github.com/crid-dev/crid/pkg/container"
 	"github.com/crid-dev/crid/pkg/sandbox"
 	"github.com/crid-dev/crid/pkg/store"
 )
@@ -24,25 +25,27 @@ type NetworkStatus interface {
 type RuntimeService struct {
 	runtime.UnimplementedRuntimeServiceServer
 
-	cfg       *config.Config
-	db        *store.DB
-	network   NetworkStatus
-	sandboxes *sandbox.Manager
-	version   string
-	log       *slog.Logger
+	cfg        *config.Config
+	db         *store.DB
+	network    NetworkStatus
+	sandboxes  *sandbox.Manager
+	containers *container.Manager
+	version    string
+	log        *slog.Logger
 }
 
 // RuntimeDeps is what the RuntimeService needs.
 type RuntimeDeps struct {
-	Config    *config.Config
-	DB        *store.DB
-	Network   NetworkStatus
-	Sandboxes *sandbox.Manager
-	Version   string // crid's build version
-	Log       *slog.Logger
+	Config     *config.Config
+	DB         *store.DB
+	Network    NetworkStatus
+	Sandboxes  *sandbox.Manager
+	Containers *container.Manager
+	Version    string // crid's build version
+	Log        *slog.Logger
 }
 
 // NewRuntimeService wires a RuntimeService.
 func NewRuntimeService(d RuntimeDeps) *RuntimeService {
-	return &RuntimeService{cfg: d.Config, db: d.DB, network: d.Network, sandboxes: d.Sandboxes, version: d.Version, log: d.Log}
+	return &RuntimeService{cfg: d.Config, db: d.DB, network: d.Network, sandboxes: d.Sandboxes, containers: d.Containers, version: d.Version, log: d.Log}
 }

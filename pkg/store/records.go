@@ -87,4 +87,14 @@ type Container struct {
 	Annotations map[string]string `json:"annotations,omitempty"`
 	LogPath     string            `json:"logPath,omitempty"`
 	Config      []byte            `json:"config,omitempty"`
+	// RuntimeHandler is the pod's OCI runtime handler, fixed at create.
+	RuntimeHandler string `json:"runtimeHandler,omitempty"`
+	// ChainIDs are the image's layer snapshots the rootfs is made of: they
+	// stay on disk while the container exists, even if the image is removed.
+	ChainIDs []string `json:"chainIDs,omitempty"`
+	Pid      int      `json:"pid,omitempty"`     // the container's init on the host
+	ShimPid  int      `json:"shimPid,omitempty"` // its shim
+	// StopSignal is the signal StopContainer sends first (CRI config, else
+	// the image's STOPSIGNAL, else SIGTERM).
+	StopSignal int `json:"stopSignal,omitempty"`
 }

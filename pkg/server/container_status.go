@@ -1,0 +1,137 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/crid-dev/crid/pkg/container"
+	"github.com/crid-dev/crid/pkg/shim"
+	"github.com/crid-dev/crid/pkg/store"
+)
+
+// ContainerStatus reports a container; verbose adds its pids, runtime
+// handler, bundle and OCI spec under info["info"].
+func (s *RuntimeService) ContainerStatus(ctx context.Context, req *runtime.ContainerStatusRequest) (*runtime.ContainerStatusResponse, error) {
+	if req.GetContainerId() == "" {
+		return nil, invalid("ContainerStatus: container_id is required")
+	}
+	c, err := s.containers.Resolve(req.ContainerId)
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := container.Config(c)
+	if err != nil {
+		return nil, err
+	}
+	bundle := s.containers.Bundle(c.ID)
+	spec := readSpec(bundle)
+	st := &runtime.ContainerStatus{
+		Id: c.ID, Metadata: &runtime.ContainerMetadata{Name: c.Name, Attempt: c.Attempt}, State: containerState(c.State),
+		CreatedAt: c.CreatedAt.UnixNano(), StartedAt: unixNano(c.StartedAt), FinishedAt: unixNano(c.FinishedAt),
+		ExitCode: c.ExitCode, Image: cfg.GetImage(), ImageRef: c.ImageRef, ImageId: c.ImageID,
+		Reason: c.Reason, Message: c.Message, Labels: c.Labels, Annotations: c.Annotations,
+		Mounts: cfg.GetMounts(), LogPath: c.LogPath,
+		StopSignal: cfg.GetStopSignal(),
+	}
+	if r := cfg.GetLinux().GetResources(); r != nil {
+		st.Resources = &runtime.ContainerResources{Linux: r}
+	}
+	if spec != nil && spec.Process != nil {
+		u := spec.Process.User
+		groups := make([]int64, 0, len(u.AdditionalGids))
+		for _, g := range u.AdditionalGids {
+			groups = append(groups, int64(g))
+		}
+		st.User = &runtime.ContainerUser{Linux: &runtime.LinuxContainerUser{Uid: int64(u.UID), Gid: int64(u.GID), SupplementalGroups: groups}}
+	}
+	resp := &runtime.ContainerStatusResponse{Status: st}
+	if req.Verbose {
+		info, err := json.Marshal(map[string]any{
+			"id": c.ID, "sandboxID": c.SandboxID, "pid": c.Pid, "shimPid": c.ShimPid,
+			"runtimeHandler": c.RuntimeHandler, "bundle": bundle, "runtimeSpec": spec,
+		})
+		if err != nil {
+			return nil, err
+		}
+		resp.Info = map[string]string{"info": string(info)}
+	}
+	return resp, nil
+}
+
+func readSpec(bundle string) *specs.Spec {
+	data, err := os.ReadFile(filepath.Join(bundle, shim.ConfigName))
+	if err != nil {
+		return nil
+	}
+	var spec specs.Spec
+	if json.Unmarshal(data, &spec) != nil {
+		return nil
+	}
+	return &spec
+}
+
+// ListContainers lists containers matching the filter: id and pod id
+// (exact or prefix), state, and a label selector.
+func (s *RuntimeService) ListContainers(ctx context.Context, req *runtime.ListContainersRequest) (*runtime.ListContainersResponse, error) {
+	all, err := s.containers.List()
+	if err != nil {
+		return nil, err
+	}
+	f := req.GetFilter()
+	filter := container.Filter{ID: f.GetId(), SandboxID: f.GetPodSandboxId(), Labels: f.GetLabelSelector()}
+	if st := f.GetState(); st != nil {
+		want := recordState(st.State)
+		filter.State = &want
+	}
+	var items []*runtime.Container
+	for _, c := range filter.Apply(all) {
+		cfg, err := container.Config(c)
+		if err != nil {
+			return nil, err
+		}
+		items = append(items, &runtime.Container{
+			Id: c.ID, PodSandboxId: c.SandboxID, Metadata: &runtime.ContainerMetadata{Name: c.Name, Attempt: c.Attempt},
+			Image: cfg.GetImage(), ImageRef: c.ImageRef, ImageId: c.ImageID, State: containerState(c.State),
+			CreatedAt: c.CreatedAt.UnixNano(), Labels: c.Labels, Annotations: c.Annotations,
+		})
+	}
+	return &runtime.ListContainersResponse{Containers: items}, nil
+}
+
+func containerState(s store.State) runtime.ContainerState {
+	switch s {
+	case store.StateCreated:
+		return runtime.ContainerState_CONTAINER_CREATED
+	case store.StateRunning:
+		return runtime.ContainerState_CONTAINER_RUNNING
+	case store.StateExited:
+		return runtime.ContainerState_CONTAINER_EXITED
+	}
+	return runtime.ContainerState_CONTAINER_UNKNOWN
+}
+
+func recordState(s runtime.ContainerState) store.State {
+	switch s {
+	case runtime.ContainerState_CONTAINER_CREATED:
+		return store.StateCreated
+	case runtime.ContainerState_CONTAINER_RUNNING:
+		return store.StateRunning
+	case runtime.ContainerState_CONTAINER_EXITED:
+		return store.StateExited
+	}
+	return store.StateUnknown
+}
+
+// unixNano is t in nanoseconds, 0 for the zero time (not yet).
+func unixNano(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}

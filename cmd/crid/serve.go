@@ -23,6 +23,7 @@ import (
 	"github.com/crid-dev/crid/pkg/sandbox"
 	"github.com/crid-dev/crid/pkg/server"
 	"github.com/crid-dev/crid/pkg/store"
+	"github.com/crid-dev/crid/pkg/stream"
 )
 
 const (
@@ -89,6 +90,18 @@ func serve(ctx context.Context, cfg *config.Config) error {
 		log.Error("container recovery incomplete", "error", err)
 	}
 
+	streams, err := stream.New(cfg.Stream, containers, sandboxes, log)
+	if err != nil {
+		return err
+	}
+	go func() {
+		if err := streams.Serve(); err != nil {
+			log.Error("streaming server stopped", "error", err)
+		}
+	}()
+	defer streams.Close()
+	log.Info("streaming server listening", "address", streams.Addr())
+
 	lis, err := listenUnix(cfg.Listen)
 	if err != nil {
 		return err
@@ -98,7 +111,7 @@ func serve(ctx context.Context, cfg *config.Config) error {
 		grpc.ChainStreamInterceptor(server.StreamInterceptor(log)),
 	)
 	runtime.RegisterRuntimeServiceServer(srv, server.NewRuntimeService(server.RuntimeDeps{
-		Config: cfg, DB: db, Network: network, Sandboxes: sandboxes, Containers: containers, Version: version, Log: log,
+		Config: cfg, DB: db, Network: network, Sandboxes: sandboxes, Containers: containers, Stream: streams, Version: version, Log: log,
 	}))
 	runtime.RegisterImageServiceServer(srv, server.NewImageService(images, log))
 

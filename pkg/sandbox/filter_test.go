@@ -2,6 +2,7 @@ package sandbox
 
 import (
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/crid-dev/crid/pkg/store"
@@ -64,6 +65,7 @@ func TestSplitSysctlsAndHostname(t *testing.T) {
 		{Config{Name: "p", Hostname: "given"}, "given"},
 		{Config{Name: "Web"}, "web"},
 		{Config{Name: "not_a_hostname"}, ""},
+		{Config{Name: strings.Repeat("a", 62) + "-bcd"}, strings.Repeat("a", 62)},
 	} {
 		if got := effectiveHostname(&tc.c); got != tc.want {
 			t.Errorf("effectiveHostname(%+v) = %q, want %q", tc.c, got, tc.want)

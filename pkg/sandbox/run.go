@@ -219,8 +219,14 @@ func effectiveHostname(c *Config) string {
 		h, _ := os.Hostname()
 		return h
 	}
-	if validHostname(strings.ToLower(c.Name)) {
-		return strings.ToLower(c.Name)
+	// Like kubelet: the pod name, cut to the kernel's 64-byte limit
+	// (63, without a trailing '-' or '.').
+	name := strings.ToLower(c.Name)
+	if len(name) > 63 {
+		name = strings.TrimRight(name[:63], "-.")
+	}
+	if validHostname(name) {
+		return name
 	}
 	return ""
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/crid-dev/crid/pkg/container"
 	"github.com/crid-dev/crid/pkg/sandbox"
 	"github.com/crid-dev/crid/pkg/store"
+	"github.com/crid-dev/crid/pkg/stream"
 )
 
 // NetworkStatus reports whether pod networking can be set up.
@@ -30,6 +31,7 @@ type RuntimeService struct {
 	network    NetworkStatus
 	sandboxes  *sandbox.Manager
 	containers *container.Manager
+	stream     *stream.Server
 	version    string
 	log        *slog.Logger
 }
@@ -41,11 +43,12 @@ type RuntimeDeps struct {
 	Network    NetworkStatus
 	Sandboxes  *sandbox.Manager
 	Containers *container.Manager
+	Stream     *stream.Server
 	Version    string // crid's build version
 	Log        *slog.Logger
 }
 
 // NewRuntimeService wires a RuntimeService.
 func NewRuntimeService(d RuntimeDeps) *RuntimeService {
-	return &RuntimeService{cfg: d.Config, db: d.DB, network: d.Network, sandboxes: d.Sandboxes, containers: d.Containers, version: d.Version, log: d.Log}
+	return &RuntimeService{cfg: d.Config, db: d.DB, network: d.Network, sandboxes: d.Sandboxes, containers: d.Containers, stream: d.Stream, version: d.Version, log: d.Log}
 }

@@ -48,6 +48,8 @@ type Request struct {
 	Signal    int                   `json:"signal,omitempty"`
 	All       bool                  `json:"all,omitempty"` // kill every process of the container
 	Resources *specs.LinuxResources `json:"resources,omitempty"`
+	Exec      *ExecRequest          `json:"exec,omitempty"`
+	Attach    *AttachRequest        `json:"attach,omitempty"`
 }
 
 // Response answers a Request.

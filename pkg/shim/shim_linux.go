@@ -1,7 +1,6 @@
 package shim
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -42,6 +41,10 @@ type shim struct {
 	console console.Console
 	outputs []io.Closer    // read ends of the output, closed after the drain timeout
 	copying sync.WaitGroup // output copiers
+
+	attachMu  sync.Mutex
+	attached  map[*attachClient]bool
+	stdinOnce sync.Once // closes stdin once (stdin_once, or the end)
 
 	mu      sync.Mutex
 	started bool
@@ -198,7 +201,7 @@ func (s *shim) copyOutput(stream string, r io.Reader, c io.Closer) {
 	s.copying.Add(1)
 	go func() {
 		defer s.copying.Done()
-		if err := s.logw.Copy(stream, r); err != nil && !errors.Is(err, unix.EIO) {
+		if err := s.logw.Copy(stream, io.TeeReader(r, s.tee(stream))); err != nil && !errors.Is(err, unix.EIO) {
 			s.log.Debug("output copy ended", "stream", stream, "error", err)
 		}
 	}()
@@ -258,8 +261,18 @@ func (s *shim) serve(l net.Listener) {
 
 func (s *shim) handle(conn net.Conn) {
 	defer conn.Close()
+	dec := json.NewDecoder(conn)
 	var req Request
-	if err := json.NewDecoder(bufio.NewReader(conn)).Decode(&req); err != nil {
+	if err := dec.Decode(&req); err != nil {
+		return
+	}
+	in := afterJSON(dec, conn)
+	switch req.Op {
+	case OpExec:
+		s.exec(conn, in, req.Exec)
+		return
+	case OpAttach:
+		s.attach(conn, in, req.Attach)
 		return
 	}
 	resp := s.do(&req)

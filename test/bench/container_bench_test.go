@@ -21,9 +21,10 @@ const benchContainers = 20
 // BenchmarkContainer reports, over 20 busybox `sleep 3600` containers in
 // one pod, CreateContainer+StartContainer and StopContainer+RemoveContainer
 // latency and the shim's memory per running container, beside the floor
-// measured in the same run: runc create+start and delete -f, done directly,
-// of the bundle crid wrote (its config.json on a fresh overlay of the same
-// image, own cgroup, private runc --root).
+// measured in the same run: runc create+start and delete -f (and, as
+// delete -f polls, kill+wait+delete), done directly, of the bundle crid
+// wrote (its config.json on a fresh overlay of the same image, own cgroup,
+// private runc --root).
 func BenchmarkContainer(b *testing.B) {
 	img, err := testimage.Busybox()
 	if err != nil {
@@ -52,7 +53,8 @@ func BenchmarkContainer(b *testing.B) {
 	if err != nil {
 		b.Fatalf("crid's bundle of container %s: %v", tmpl, err)
 	}
-	floorUp, floorCreate, floorStart, floorDown := runcFloor(b, spec, lower, benchContainers)
+	floor := runcFloor(b, spec, lower, benchContainers, false)
+	floorKill := runcFloor(b, spec, lower, benchContainers, true).down
 
 	var up, create, start, down []time.Duration
 	var ids []string
@@ -76,20 +78,22 @@ func BenchmarkContainer(b *testing.B) {
 	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 	b.ReportMetric(ms(median(up)), "create+start-median-ms")
 	b.ReportMetric(ms(p90(up)), "create+start-p90-ms")
-	b.ReportMetric(ms(median(floorUp)), "floor-create+start-median-ms")
-	b.ReportMetric(ms(p90(floorUp)), "floor-create+start-p90-ms")
+	b.ReportMetric(ms(median(floor.up)), "floor-create+start-median-ms")
+	b.ReportMetric(ms(p90(floor.up)), "floor-create+start-p90-ms")
 	b.ReportMetric(ms(median(down)), "stop+rm-median-ms")
 	b.ReportMetric(ms(p90(down)), "stop+rm-p90-ms")
-	b.ReportMetric(ms(median(floorDown)), "floor-delete-median-ms")
-	b.ReportMetric(ms(p90(floorDown)), "floor-delete-p90-ms")
+	b.ReportMetric(ms(median(floor.down)), "floor-delete-f-median-ms")
+	b.ReportMetric(ms(p90(floor.down)), "floor-delete-f-p90-ms")
+	b.ReportMetric(ms(median(floorKill)), "floor-kill+delete-median-ms")
+	b.ReportMetric(ms(p90(floorKill)), "floor-kill+delete-p90-ms")
 	b.ReportMetric(float64(medianInt(pss)), "shim-PSS-median-KiB")
 	b.ReportMetric(float64(medianInt(rss)), "shim-RSS-median-KiB")
 	r := func(d time.Duration) time.Duration { return d.Round(10 * time.Microsecond) }
 	b.Logf("Create+StartContainer (%d containers): median %v p90 %v (create %v, start %v) | floor runc create+start: median %v p90 %v (create %v, start %v)",
 		len(up), r(median(up)), r(p90(up)), r(median(create)), r(median(start)),
-		r(median(floorUp)), r(p90(floorUp)), r(median(floorCreate)), r(median(floorStart)))
-	b.Logf("Stop(timeout 0)+RemoveContainer: median %v p90 %v | floor runc delete -f: median %v p90 %v",
-		r(median(down)), r(p90(down)), r(median(floorDown)), r(p90(floorDown)))
+		r(median(floor.up)), r(p90(floor.up)), r(median(floor.create)), r(median(floor.start)))
+	b.Logf("Stop(timeout 0)+RemoveContainer: median %v p90 %v | floor runc delete -f: median %v p90 %v; runc kill KILL + pidfd wait + runc delete: median %v p90 %v",
+		r(median(down)), r(p90(down)), r(median(floor.down)), r(p90(floor.down)), r(median(floorKill)), r(p90(floorKill)))
 	b.Logf("shim memory per running container (%d shims, /proc/PID/smaps_rollup): PSS median %d KiB (p90 %d), RSS median %d KiB (p90 %d); PSS splits shared pages among the processes that map them",
 		len(pss), medianInt(pss), p90Int(pss), medianInt(rss), p90Int(rss))
 }

@@ -14,18 +14,26 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/crid-dev/crid/pkg/mount"
 	"github.com/crid-dev/crid/test/framework"
 )
 
+// floorTimes are the floor's latencies; up is create+start.
+type floorTimes struct{ up, create, start, down []time.Duration }
+
 // runcFloor measures the floor of a container: `runc create` + `runc
-// start` (up) and `runc delete -f` (down) of n bundles made from spec, the
+// start` (up) and removal (down) of n bundles made from spec, the
 // config.json crid wrote for a live container, each on a fresh overlay
 // rootfs over lower (the image's snapshots, top first), under a private
-// runc --root. All n run at once before the first is deleted, as in the
-// crid loop. Mounts and bundles are made outside the timed window; up
-// also returns create and start apart.
-func runcFloor(b *testing.B, spec []byte, lower []string, n int) (up, create, start, down []time.Duration) {
+// runc --root. All n run at once before the first is removed, as in the
+// crid loop. Mounts and bundles are made outside the timed window.
+//
+// down is `runc delete -f`; with kill it is `runc kill KILL`, a wait for
+// the init to exit (pidfd) and `runc delete`, since runc 1.1's delete -f
+// polls for the exit in 100 ms steps.
+func runcFloor(b *testing.B, spec []byte, lower []string, n int, kill bool) floorTimes {
 	b.Helper()
 	dir, err := os.MkdirTemp("", "crid-bench-floor-")
 	if err != nil {
@@ -62,7 +70,7 @@ func runcFloor(b *testing.B, spec []byte, lower []string, n int) (up, create, st
 		if err := mount.Overlay(rootfs, lower, filepath.Join(bundle, "upper"), filepath.Join(bundle, "work"), false); err != nil {
 			b.Fatal(err)
 		}
-		cfg, err := floorSpec(spec, rootfs, fmt.Sprintf("crid-bench-floor-%d-%02d", os.Getpid(), i))
+		cfg, err := floorSpec(spec, rootfs, fmt.Sprintf("%s-%02d", filepath.Base(dir), i))
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -72,6 +80,7 @@ func runcFloor(b *testing.B, spec []byte, lower []string, n int) (up, create, st
 		bundles[i] = bundle
 	}
 
+	var ft floorTimes
 	for i, bundle := range bundles {
 		id := fmt.Sprintf("floor%02d", i)
 		ids[i] = id
@@ -88,21 +97,61 @@ func runcFloor(b *testing.B, spec []byte, lower []string, n int) (up, create, st
 			b.Fatal(err)
 		}
 		t2 := time.Now()
-		create, start, up = append(create, t1.Sub(t0)), append(start, t2.Sub(t1)), append(up, t2.Sub(t0))
+		ft.create, ft.start, ft.up = append(ft.create, t1.Sub(t0)), append(ft.start, t2.Sub(t1)), append(ft.up, t2.Sub(t0))
 	}
-	for _, id := range ids {
-		if st, err := exec.Command("runc", "--root", root, "state", id).Output(); err != nil || !bytes.Contains(st, []byte(`"status": "running"`)) {
-			b.Fatalf("floor container %s is not running: %v %s", id, err, st)
+	pids := make([]int, n)
+	for i, id := range ids {
+		var st struct {
+			Status string `json:"status"`
+			Pid    int    `json:"pid"`
 		}
+		data, err := exec.Command("runc", "--root", root, "state", id).Output()
+		if err == nil {
+			err = json.Unmarshal(data, &st)
+		}
+		if err != nil || st.Status != "running" {
+			b.Fatalf("floor container %s is not running: %v %s", id, err, data)
+		}
+		pids[i] = st.Pid
 	}
-	for _, id := range ids {
+	for i, id := range ids {
 		t0 := time.Now()
-		if err := runc(root, "delete", "-f", id); err != nil {
+		if kill {
+			err = killWaitDelete(root, id, pids[i])
+		} else {
+			err = runc(root, "delete", "-f", id)
+		}
+		if err != nil {
 			b.Fatal(err)
 		}
-		down = append(down, time.Since(t0))
+		ft.down = append(ft.down, time.Since(t0))
 	}
-	return up, create, start, down
+	return ft
+}
+
+// killWaitDelete is `runc kill id KILL`, a wait on a pidfd of the init
+// pid until it exits, and `runc delete id`.
+func killWaitDelete(root, id string, pid int) error {
+	fd, err := unix.PidfdOpen(pid, 0)
+	if err != nil {
+		return fmt.Errorf("pidfd of %s's init %d: %w", id, pid, err)
+	}
+	defer unix.Close(fd)
+	if err := runc(root, "kill", id, "KILL"); err != nil {
+		return err
+	}
+	fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+	for {
+		n, err := unix.Poll(fds, 10_000)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil || n == 0 {
+			return fmt.Errorf("wait for %s's init %d to exit: %v (n=%d)", id, pid, err, n)
+		}
+		break
+	}
+	return runc(root, "delete", id)
 }
 
 // floorSpec is crid's config.json for a floor container: rootfs at

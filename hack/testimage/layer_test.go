@@ -260,7 +260,7 @@ func TestBusyboxApplets(t *testing.T) {
 	if h := byName["tmp/"]; h == nil || h.Mode != 0o1777 {
 		t.Errorf("tmp/ = %+v", h)
 	}
-	if h := byName["bin/sh"]; h == nil || h.Linkname != "busybox" {
+	if h := byName["bin/sh"]; h == nil || h.Typeflag != tar.TypeLink || h.Linkname != "bin/busybox" {
 		t.Errorf("bin/sh = %+v", h)
 	}
 	if !strings.Contains(string(bodies["etc/passwd"]), "crid:x:1000:1000:") || !strings.Contains(string(bodies["etc/passwd"]), "nobody:x:65534:") {

@@ -11,14 +11,16 @@ import (
 // images are made of.
 var BusyboxPath = "/usr/bin/busybox"
 
-// BusyboxApplets get a /bin/<applet> -> busybox symlink in the busybox
-// layer.
+// BusyboxApplets get a /bin/<applet> hard link to /bin/busybox in the
+// busybox layer, as in the official busybox image (masking /bin/ls must
+// not mask busybox itself).
 var BusyboxApplets = []string{
 	"basename", "cat", "chmod", "chown", "cp", "cut", "date", "dd", "df", "dirname", "echo", "env", "false",
 	"find", "grep", "head", "hostname", "id", "ip", "kill", "ln", "ls", "md5sum", "mkdir", "mount", "mv",
 	"nc", "nslookup", "pidof", "ping", "printf", "ps", "pwd", "readlink", "rm", "sed", "seq", "sh",
 	"sha256sum", "sleep", "sort", "stat", "stty", "tail", "tee", "test", "timeout", "top", "touch", "tr",
-	"true", "uname", "uniq", "wc", "wget", "whoami", "xargs", "yes", "httpd",
+	"true", "uname", "uniq", "wc", "wget", "whoami", "xargs", "yes", "httpd", "awk", "brctl", "ifconfig",
+	"mkfifo", "netstat", "nproc", "route", "setsid", "sysctl", "usleep", "vi",
 }
 
 // Users of the busybox image: root, nobody (65534) and crid (1000:1000,
@@ -40,7 +42,7 @@ func BusyboxLayer() (Layer, error) {
 	}
 	entries := []Entry{Dir("bin", 0o755), {Name: "bin/busybox", Body: bin, Mode: 0o755}}
 	for _, a := range BusyboxApplets {
-		entries = append(entries, Symlink("bin/"+a, "busybox"))
+		entries = append(entries, Hardlink("bin/"+a, "bin/busybox"))
 	}
 	entries = append(entries,
 		Dir("dev", 0o755),

@@ -64,9 +64,13 @@ func (m *Manager) lockExisting(idOrPrefix string) (*store.Container, func(), err
 
 // Stop stops a container: its stop signal, then SIGKILL to all its
 // processes after timeout (at once when timeout is 0). It returns once the
-// exit is recorded. Stopping an exited container does nothing.
+// exit is recorded. Stopping an exited or unknown container does nothing,
+// as the CRI asks (kubelet retries stops).
 func (m *Manager) Stop(ctx context.Context, idOrPrefix string, timeout time.Duration) error {
 	c, unlock, err := m.lockExisting(idOrPrefix)
+	if errdefs.IsNotFound(err) {
+		return nil
+	}
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,171 @@
+package container
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/crid-dev/crid/pkg/store"
+)
+
+// Stats is a container's resource usage at one moment.
+type Stats struct {
+	Timestamp time.Time
+	// CPU and memory come from its cgroup while it runs (zero otherwise).
+	HasCgroup        bool
+	CPUUsageNanos    uint64
+	MemoryUsage      uint64
+	MemoryWorkingSet uint64 // usage less inactive file pages, as kubelet counts it
+	MemoryRSS        uint64
+	PageFaults       uint64
+	MajorPageFaults  uint64
+	// The writable layer (overlay upper dir).
+	LayerBytes, LayerInodes uint64
+	LayerMountpoint         string
+}
+
+// Stats reads a container's cgroup counters and measures its writable layer.
+func (m *Manager) Stats(c *store.Container) (*Stats, error) {
+	st := &Stats{Timestamp: time.Now(), LayerMountpoint: filepath.Join(m.o.Root, "containers")}
+	if c.State == store.StateRunning || c.State == store.StateCreated {
+		if paths := procCgroupPaths(c.Pid); len(paths) > 0 {
+			st.HasCgroup = readCgroupStats(paths, st) == nil
+		}
+	}
+	bytes, inodes, err := diskUsage(filepath.Join(m.layerDir(c.ID), "upper"))
+	if err != nil && !os.IsNotExist(err) {
+		return nil, fmt.Errorf("container %s writable layer usage: %w", c.ID, err)
+	}
+	st.LayerBytes, st.LayerInodes = bytes, inodes
+	return st, nil
+}
+
+// procCgroupPaths maps controller ("" = unified) → cgroup dir on the host.
+func procCgroupPaths(pid int) map[string]string {
+	if pid <= 0 {
+		return nil
+	}
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
+	if err != nil {
+		return nil
+	}
+	out := map[string]string{}
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	for sc.Scan() {
+		parts := strings.SplitN(sc.Text(), ":", 3)
+		if len(parts) != 3 {
+			continue
+		}
+		if parts[0] == "0" && parts[1] == "" {
+			out[""] = filepath.Join("/sys/fs/cgroup", parts[2])
+			continue
+		}
+		for _, ctrl := range strings.Split(parts[1], ",") {
+			switch ctrl {
+			case "cpuacct", "memory":
+				out[ctrl] = filepath.Join("/sys/fs/cgroup", ctrl, parts[2])
+			}
+		}
+	}
+	return out
+}
+
+// readCgroupStats fills CPU and memory from cgroup v1 controllers when
+// present, else from the unified (v2) hierarchy.
+func readCgroupStats(paths map[string]string, st *Stats) error {
+	if mem, ok := paths["memory"]; ok {
+		ms := keyValues(filepath.Join(mem, "memory.stat"))
+		st.MemoryUsage = readUint(filepath.Join(mem, "memory.usage_in_bytes"))
+		st.MemoryRSS = ms["total_rss"]
+		st.PageFaults, st.MajorPageFaults = ms["total_pgfault"], ms["total_pgmajfault"]
+		st.MemoryWorkingSet = sub(st.MemoryUsage, ms["total_inactive_file"])
+		if cpu, ok := paths["cpuacct"]; ok {
+			st.CPUUsageNanos = readUint(filepath.Join(cpu, "cpuacct.usage"))
+		}
+		return nil
+	}
+	dir, ok := paths[""]
+	if !ok {
+		return fmt.Errorf("no cgroup")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "memory.current")); err != nil {
+		return err
+	}
+	ms := keyValues(filepath.Join(dir, "memory.stat"))
+	st.MemoryUsage = readUint(filepath.Join(dir, "memory.current"))
+	st.MemoryRSS = ms["anon"]
+	st.PageFaults, st.MajorPageFaults = ms["pgfault"], ms["pgmajfault"]
+	st.MemoryWorkingSet = sub(st.MemoryUsage, ms["inactive_file"])
+	st.CPUUsageNanos = keyValues(filepath.Join(dir, "cpu.stat"))["usage_usec"] * 1000
+	return nil
+}
+
+func sub(a, b uint64) uint64 {
+	if b > a {
+		return 0
+	}
+	return a - b
+}
+
+func readUint(path string) uint64 {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return 0
+	}
+	n, _ := strconv.ParseUint(strings.TrimSpace(string(data)), 10, 64)
+	return n
+}
+
+// keyValues parses "key value" lines (memory.stat, cpu.stat).
+func keyValues(path string) map[string]uint64 {
+	out := map[string]uint64{}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return out
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if f := strings.Fields(line); len(f) == 2 {
+			if n, err := strconv.ParseUint(f[1], 10, 64); err == nil {
+				out[f[0]] = n
+			}
+		}
+	}
+	return out
+}
+
+// diskUsage sums the blocks and counts the inodes under dir (hard links
+// once), without following symlinks.
+func diskUsage(dir string) (bytes, inodes uint64, err error) {
+	seen := map[uint64]bool{}
+	err = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if os.IsNotExist(err) && p != dir {
+				return nil // removed while walking
+			}
+			return err
+		}
+		info, err := d.Info()
+		if err != nil {
+			return nil
+		}
+		if sys, ok := info.Sys().(*syscall.Stat_t); ok {
+			if sys.Nlink > 1 && !info.IsDir() {
+				if seen[sys.Ino] {
+					return nil
+				}
+				seen[sys.Ino] = true
+			}
+			bytes += uint64(sys.Blocks) * 512
+		}
+		inodes++
+		return nil
+	})
+	return bytes, inodes, err
+}

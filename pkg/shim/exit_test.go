@@ -1,0 +1,43 @@
+package shim
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+func TestExitRecordRoundTrip(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := ReadExit(dir); !os.IsNotExist(err) {
+		t.Fatalf("no record yet: %v", err)
+	}
+	at := time.Date(2026, 11, 23, 1, 2, 3, 4, time.UTC)
+	if err := writeExit(dir, &Exit{Pid: 9, Code: 137, Signal: 9, OOMKilled: true, FinishedAt: at}); err != nil {
+		t.Fatal(err)
+	}
+	e, err := ReadExit(dir)
+	if err != nil || e.Pid != 9 || e.Code != 137 || !e.OOMKilled || !e.FinishedAt.Equal(at) {
+		t.Fatalf("read back %+v, %v", e, err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, ExitName+".tmp")); !os.IsNotExist(err) {
+		t.Errorf("temp file left behind: %v", err)
+	}
+}
+
+func TestOOMKilledCounters(t *testing.T) {
+	dir := t.TempDir()
+	v2 := filepath.Join(dir, "v2.events")
+	os.WriteFile(v2, []byte("low 0\nhigh 0\nmax 4\noom 1\noom_kill 1\n"), 0o644)
+	if n := counter(v2, "oom_kill"); n != 1 {
+		t.Errorf("oom_kill = %d", n)
+	}
+	v1 := filepath.Join(dir, "oom_control")
+	os.WriteFile(v1, []byte("oom_kill_disable 0\nunder_oom 0\noom_kill 0\n"), 0o644)
+	if n := counter(v1, "oom_kill"); n != 0 {
+		t.Errorf("oom_kill = %d", n)
+	}
+	if n := counter(filepath.Join(dir, "missing"), "oom_kill"); n != 0 {
+		t.Errorf("missing file: %d", n)
+	}
+}

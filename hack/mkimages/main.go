@@ -62,8 +62,38 @@ func critestJobs() []job {
 			return testimage.Build(testimage.Image{Layers: []testimage.Layer{base}, Config: cfg, Labels: map[string]string{"critest": label}})
 		}
 	}
+	// webServer stands in for nginx and httpd: a script named like the
+	// server (so pidof and ps find it, and it writes nginx's pid file)
+	// running busybox httpd on port, and saying so on stdout.
+	webServer := func(name string, port int) func() (*testimage.Built, error) {
+		return func() (*testimage.Built, error) {
+			base, err := testimage.BusyboxLayer()
+			if err != nil {
+				return nil, err
+			}
+			script := fmt.Sprintf("#!/bin/sh\n"+
+				"echo \"%[1]s (busybox httpd) serving /www on port %[2]d\"\n"+
+				"mkdir -p /var/run && echo $$ >/var/run/nginx.pid\n"+
+				"httpd -f -p %[2]d -h /www &\n"+
+				"trap 'kill $!; exit 0' TERM INT\n"+
+				"wait\n", name, port)
+			web := testimage.Layer{Entries: []testimage.Entry{
+				testimage.Dir("usr/sbin", 0o755),
+				testimage.File("usr/sbin/"+name, script, 0o755),
+				testimage.Dir("www", 0o755),
+				testimage.File("www/index.html", "<h1>Welcome to "+name+"!</h1>\n", 0o644),
+			}}
+			cfg := testimage.BusyboxConfig()
+			// The words real nginx shows in its command line; critest waits for them.
+			cfg.Cmd = []string{"/usr/sbin/" + name, "master process"}
+			return testimage.Build(testimage.Image{Layers: []testimage.Layer{base, web}, Config: cfg, Labels: map[string]string{"critest": name}})
+		}
+	}
 	return []job{
 		{repo: "e2e-test-images/busybox", tags: []string{"1.29-2"}, image: testimage.Busybox},
+		{repo: "e2e-test-images/nginx", tags: []string{"1.14-2"}, image: webServer("nginx", 80)},
+		{repo: "e2e-test-images/httpd", tags: []string{"2.4.39-4"}, image: webServer("httpd", 80)},
+		{repo: cri + "hostnet-nginx-amd64", tags: []string{"latest"}, image: webServer("nginx", 12003)},
 		{repo: "pause", tags: []string{"3.9", "3.10"}, image: variant("", "pause")},
 		{repo: cri + "test-image-latest", tags: []string{"latest"}, image: variant("", "latest")},
 		{repo: cri + "test-image-tag", tags: []string{"test", "all"}, image: variant("", "tag")},

@@ -88,29 +88,31 @@ func (m *Manager) Stop(ctx context.Context, idOrPrefix string, timeout time.Dura
 		if err := m.kill(ctx, c, sig, false); err != nil {
 			return err
 		}
-		t := time.NewTimer(timeout)
-		defer t.Stop()
-		select {
-		case <-exited:
-			return nil
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-t.C:
-			m.log.Info("container did not stop in time; killing it", "container", c.ID, "timeout", timeout)
+		if done, err := waitExit(ctx, exited, timeout); done || err != nil {
+			return err
 		}
+		m.log.Info("container did not stop in time; killing it", "container", c.ID, "timeout", timeout)
 	}
 	if err := m.kill(ctx, c, int(unix.SIGKILL), true); err != nil {
 		return err
 	}
-	t := time.NewTimer(killWait)
+	if done, err := waitExit(ctx, exited, killWait); done || err != nil {
+		return err
+	}
+	return fmt.Errorf("container %s did not exit %s after SIGKILL: %w", c.ID, killWait, errdefs.ErrUnavailable)
+}
+
+// waitExit waits up to d for exited to close: done tells it did.
+func waitExit(ctx context.Context, exited <-chan struct{}, d time.Duration) (done bool, err error) {
+	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-exited:
-		return nil
+		return true, nil
 	case <-ctx.Done():
-		return ctx.Err()
+		return false, ctx.Err()
 	case <-t.C:
-		return fmt.Errorf("container %s did not exit %s after SIGKILL: %w", c.ID, killWait, errdefs.ErrUnavailable)
+		return false, nil
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 
 	"github.com/crid-dev/crid/pkg/mount"
 	"github.com/crid-dev/crid/pkg/store"
+	"github.com/crid-dev/crid/pkg/sysinfo"
 )
 
 // mountRootfs mounts the container's rootfs: an overlay of its image's
@@ -69,10 +70,4 @@ func unmountRootfs(rootfs string) error {
 
 // hybridCgroups: cgroup v1 controllers with a cgroup v2 hierarchy at
 // /sys/fs/cgroup/unified.
-func hybridCgroups() bool {
-	var st unix.Statfs_t
-	if unix.Statfs("/sys/fs/cgroup/unified", &st) != nil {
-		return false
-	}
-	return st.Type == unix.CGROUP2_SUPER_MAGIC
-}
+func hybridCgroups() bool { return sysinfo.CgroupMode() == sysinfo.CgroupHybrid }

@@ -1,8 +1,6 @@
 package container
 
 import (
-	"bufio"
-	"bytes"
 	"fmt"
 	"io/fs"
 	"os"
@@ -13,6 +11,7 @@ import (
 	"time"
 
 	"github.com/crid-dev/crid/pkg/store"
+	"github.com/crid-dev/crid/pkg/sysinfo"
 )
 
 // Stats is a container's resource usage at one moment.
@@ -35,7 +34,7 @@ type Stats struct {
 func (m *Manager) Stats(c *store.Container) (*Stats, error) {
 	st := &Stats{Timestamp: time.Now(), LayerMountpoint: filepath.Join(m.o.Root, "containers")}
 	if c.State == store.StateRunning || c.State == store.StateCreated {
-		if paths := procCgroupPaths(c.Pid); len(paths) > 0 {
+		if paths := sysinfo.ProcCgroups(c.Pid); c.Pid > 0 && len(paths) > 0 {
 			st.HasCgroup = readCgroupStats(paths, st) == nil
 		}
 	}
@@ -45,36 +44,6 @@ func (m *Manager) Stats(c *store.Container) (*Stats, error) {
 	}
 	st.LayerBytes, st.LayerInodes = bytes, inodes
 	return st, nil
-}
-
-// procCgroupPaths maps controller ("" = unified) → cgroup dir on the host.
-func procCgroupPaths(pid int) map[string]string {
-	if pid <= 0 {
-		return nil
-	}
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
-	if err != nil {
-		return nil
-	}
-	out := map[string]string{}
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	for sc.Scan() {
-		parts := strings.SplitN(sc.Text(), ":", 3)
-		if len(parts) != 3 {
-			continue
-		}
-		if parts[0] == "0" && parts[1] == "" {
-			out[""] = filepath.Join("/sys/fs/cgroup", parts[2])
-			continue
-		}
-		for _, ctrl := range strings.Split(parts[1], ",") {
-			switch ctrl {
-			case "cpuacct", "memory":
-				out[ctrl] = filepath.Join("/sys/fs/cgroup", ctrl, parts[2])
-			}
-		}
-	}
-	return out
 }
 
 // readCgroupStats fills CPU and memory from cgroup v1 controllers when

@@ -21,6 +21,8 @@ import (
 	runc "github.com/containerd/go-runc"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
+
+	"github.com/crid-dev/crid/pkg/sysinfo"
 )
 
 // ioDrainTimeout bounds how long output is still copied after the init
@@ -36,7 +38,7 @@ type shim struct {
 	logw   *LogWriter
 
 	pid     int
-	cgroups map[string]string // controller ("" = unified) → cgroup path, for OOM accounting
+	cgroups map[string]string // controller ("" = unified) → cgroup dir, for OOM accounting
 	stdin   io.WriteCloser    // the container's stdin while it is kept open
 	console console.Console
 	outputs []io.Closer    // read ends of the output, closed after the drain timeout
@@ -190,7 +192,7 @@ func (s *shim) create() error {
 	if s.pid, err = strconv.Atoi(strings.TrimSpace(string(data))); err != nil {
 		return fmt.Errorf("init pid %q: %w", data, err)
 	}
-	s.cgroups = procCgroups(s.pid)
+	s.cgroups = sysinfo.ProcCgroups(s.pid)
 	return nil
 }
 

@@ -5,6 +5,7 @@ package sysinfo
 import (
 	"bufio"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -57,3 +58,35 @@ func CapEff() uint64 {
 // HasCapSysResource reports whether crid may lower oom_score_adj and raise
 // hard rlimits; without it those values must be clamped.
 func HasCapSysResource() bool { return CapEff()&(1<<unix.CAP_SYS_RESOURCE) != 0 }
+
+// ProcCgroups maps each cgroup controller of a process to its directory
+// on the host: v1 controllers to /sys/fs/cgroup/<controller>/<path>, and ""
+// to the unified (v2) hierarchy's directory (/sys/fs/cgroup/unified on a
+// hybrid host). Nil if the process is gone.
+func ProcCgroups(pid int) map[string]string {
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cgroup")
+	if err != nil {
+		return nil
+	}
+	unified := "/sys/fs/cgroup"
+	if CgroupMode() == CgroupHybrid {
+		unified = "/sys/fs/cgroup/unified"
+	}
+	out := map[string]string{}
+	for _, line := range strings.Split(string(data), "\n") {
+		parts := strings.SplitN(line, ":", 3)
+		if len(parts) != 3 {
+			continue
+		}
+		if parts[0] == "0" && parts[1] == "" {
+			out[""] = filepath.Join(unified, parts[2])
+			continue
+		}
+		for _, c := range strings.Split(parts[1], ",") {
+			if c != "" && !strings.HasPrefix(c, "name=") {
+				out[c] = filepath.Join("/sys/fs/cgroup", c, parts[2])
+			}
+		}
+	}
+	return out
+}

@@ -121,7 +121,17 @@ func (m *Manager) create(ctx context.Context, c *store.Container, sb *store.Sand
 		}
 		req.TargetPID = target.Pid
 	}
-	res, err := oci.Generate(m.o.Host, req)
+	host := m.o.Host
+	if cfg.GetLinux().GetSecurityContext().GetPrivileged() {
+		// Privileged containers get every host device; read them now, as
+		// devices come and go.
+		h := *host
+		if h.HostDevices, err = oci.HostDevices(); err != nil {
+			return fmt.Errorf("list host devices: %w", err)
+		}
+		host = &h
+	}
+	res, err := oci.Generate(host, req)
 	if err != nil {
 		return err
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -20,6 +21,10 @@ import (
 // killWait bounds the wait for an exit after SIGKILL; a container that
 // survives it is stuck in the kernel (D state), which the caller hears of.
 const killWait = 30 * time.Second
+
+// shimExitWait bounds the wait for a shim to exit once its container has
+// (it records the exit, answers crid and goes within milliseconds).
+const shimExitWait = 2 * time.Second
 
 // Start starts a created container.
 func (m *Manager) Start(ctx context.Context, idOrPrefix string) error {
@@ -185,6 +190,7 @@ func (m *Manager) destroy(c *store.Container) error {
 			}
 		}
 	}
+	waitShimGone(c.ShimPid, c.ID, shimExitWait)
 	var errs []error
 	if err := unmountRootfs(filepath.Join(bundle, "rootfs")); err != nil {
 		errs = append(errs, err)
@@ -300,4 +306,21 @@ func (m *Manager) eachOf(sandboxID string, fn func(*store.Container) error) erro
 	}
 	wg.Wait()
 	return errors.Join(errs...)
+}
+
+// waitShimGone waits until the shim with pid (checked to be the shim of
+// container id, so a reused pid is not waited for) has exited.
+func waitShimGone(pid int, id string, limit time.Duration) {
+	if pid <= 0 {
+		return
+	}
+	deadline := time.Now().Add(limit)
+	for time.Now().Before(deadline) {
+		cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		// Gone, a zombie (empty command line) or another process.
+		if err != nil || !strings.Contains(string(cmdline), "\x00"+id) {
+			return
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
 }

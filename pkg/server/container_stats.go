@@ -28,11 +28,29 @@ func (s *RuntimeService) ContainerStats(ctx context.Context, req *runtime.Contai
 // ListContainerStats reports the stats of the containers matching the
 // filter (id and pod id, exact or prefix, and labels).
 func (s *RuntimeService) ListContainerStats(ctx context.Context, req *runtime.ListContainerStatsRequest) (*runtime.ListContainerStatsResponse, error) {
+	stats, err := s.listContainerStats(req.GetFilter())
+	if err != nil {
+		return nil, err
+	}
+	return &runtime.ListContainerStatsResponse{Stats: stats}, nil
+}
+
+// StreamContainerStats is ListContainerStats in chunks.
+func (s *RuntimeService) StreamContainerStats(req *runtime.StreamContainerStatsRequest, stream runtime.RuntimeService_StreamContainerStatsServer) error {
+	stats, err := s.listContainerStats(req.GetFilter())
+	if err != nil {
+		return toStatus(err)
+	}
+	return sendChunks(stats, func(chunk []*runtime.ContainerStats) error {
+		return stream.Send(&runtime.StreamContainerStatsResponse{ContainerStats: chunk})
+	})
+}
+
+func (s *RuntimeService) listContainerStats(f *runtime.ContainerStatsFilter) ([]*runtime.ContainerStats, error) {
 	all, err := s.containers.List()
 	if err != nil {
 		return nil, err
 	}
-	f := req.GetFilter()
 	filter := container.Filter{ID: f.GetId(), SandboxID: f.GetPodSandboxId(), Labels: f.GetLabelSelector()}
 	var out []*runtime.ContainerStats
 	for _, c := range filter.Apply(all) {
@@ -42,7 +60,7 @@ func (s *RuntimeService) ListContainerStats(ctx context.Context, req *runtime.Li
 		}
 		out = append(out, st)
 	}
-	return &runtime.ListContainerStatsResponse{Stats: out}, nil
+	return out, nil
 }
 
 func (s *RuntimeService) containerStats(c *store.Container) (*runtime.ContainerStats, error) {

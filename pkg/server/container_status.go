@@ -79,11 +79,29 @@ func readSpec(bundle string) *specs.Spec {
 // ListContainers lists containers matching the filter: id and pod id
 // (exact or prefix), state, and a label selector.
 func (s *RuntimeService) ListContainers(ctx context.Context, req *runtime.ListContainersRequest) (*runtime.ListContainersResponse, error) {
+	items, err := s.listContainers(req.GetFilter())
+	if err != nil {
+		return nil, err
+	}
+	return &runtime.ListContainersResponse{Containers: items}, nil
+}
+
+// StreamContainers is ListContainers in chunks.
+func (s *RuntimeService) StreamContainers(req *runtime.StreamContainersRequest, stream runtime.RuntimeService_StreamContainersServer) error {
+	items, err := s.listContainers(req.GetFilter())
+	if err != nil {
+		return toStatus(err)
+	}
+	return sendChunks(items, func(chunk []*runtime.Container) error {
+		return stream.Send(&runtime.StreamContainersResponse{Containers: chunk})
+	})
+}
+
+func (s *RuntimeService) listContainers(f *runtime.ContainerFilter) ([]*runtime.Container, error) {
 	all, err := s.containers.List()
 	if err != nil {
 		return nil, err
 	}
-	f := req.GetFilter()
 	filter := container.Filter{ID: f.GetId(), SandboxID: f.GetPodSandboxId(), Labels: f.GetLabelSelector()}
 	if st := f.GetState(); st != nil {
 		want := recordState(st.State)
@@ -101,7 +119,7 @@ func (s *RuntimeService) ListContainers(ctx context.Context, req *runtime.ListCo
 			CreatedAt: c.CreatedAt.UnixNano(), Labels: c.Labels, Annotations: c.Annotations,
 		})
 	}
-	return &runtime.ListContainersResponse{Containers: items}, nil
+	return items, nil
 }
 
 func containerState(s store.State) runtime.ContainerState {

@@ -28,9 +28,16 @@ func (s *RuntimeService) StreamPodSandboxes(req *runtime.StreamPodSandboxesReque
 	if err != nil {
 		return toStatus(err)
 	}
+	return sendChunks(items, func(chunk []*runtime.PodSandbox) error {
+		return stream.Send(&runtime.StreamPodSandboxesResponse{PodSandboxes: chunk})
+	})
+}
+
+// sendChunks sends items streamChunk at a time.
+func sendChunks[T any](items []T, send func([]T) error) error {
 	for len(items) > 0 {
 		n := min(len(items), streamChunk)
-		if err := stream.Send(&runtime.StreamPodSandboxesResponse{PodSandboxes: items[:n]}); err != nil {
+		if err := send(items[:n]); err != nil {
 			return err
 		}
 		items = items[n:]

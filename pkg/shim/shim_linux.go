@@ -37,12 +37,13 @@ type shim struct {
 	log    *slog.Logger
 	logw   *LogWriter
 
-	pid     int
-	cgroups map[string]string // controller ("" = unified) → cgroup dir, for OOM accounting
-	stdin   io.WriteCloser    // the container's stdin while it is kept open
-	console console.Console
-	outputs []io.Closer    // read ends of the output, closed after the drain timeout
-	copying sync.WaitGroup // output copiers
+	pid      int
+	cgroups  map[string]string // controller ("" = unified) → cgroup dir, for OOM accounting
+	stdin    io.WriteCloser    // the container's stdin while it is kept open
+	console  console.Console
+	outputs  []io.Closer    // read ends of the output, closed after the drain timeout
+	copying  sync.WaitGroup // output copiers
+	handlers sync.WaitGroup // control connections being answered
 
 	attachMu  sync.Mutex
 	attached  map[*attachClient]bool
@@ -101,6 +102,14 @@ func Main(args []string) int {
 	s.finish(e)
 	l.Close()
 	os.Remove(filepath.Join(opts.Bundle, SocketName))
+	// Let connections that were waiting receive the exit before the shim
+	// goes (bounded: a stuck client must not keep it).
+	handled := make(chan struct{})
+	go func() { s.handlers.Wait(); close(handled) }()
+	select {
+	case <-handled:
+	case <-time.After(time.Second):
+	}
 	return 0
 }
 
@@ -247,8 +256,6 @@ func (s *shim) finish(e runc.Exit) {
 	s.exit = exit
 	close(s.done)
 	s.mu.Unlock()
-	// Let waiting connections receive the exit before the shim goes.
-	time.Sleep(50 * time.Millisecond)
 }
 
 func (s *shim) serve(l net.Listener) {
@@ -257,7 +264,11 @@ func (s *shim) serve(l net.Listener) {
 		if err != nil {
 			return
 		}
-		go s.handle(conn)
+		s.handlers.Add(1)
+		go func() {
+			defer s.handlers.Done()
+			s.handle(conn)
+		}()
 	}
 }
 

@@ -110,6 +110,8 @@ type adapter struct {
 }
 
 func (a *adapter) Exec(ctx context.Context, id string, cmd []string, in io.Reader, out, errw io.WriteCloser, tty bool, resize <-chan remotecommand.TerminalSize) error {
+	ctx, cancel := untilClientGone(ctx, out, errw)
+	defer cancel()
 	code, err := a.containers.Exec(ctx, id, cmd, tty, streamIO(ctx, in, out, errw, resize))
 	if err != nil {
 		return err
@@ -122,7 +124,63 @@ func (a *adapter) Exec(ctx context.Context, id string, cmd []string, in io.Reade
 }
 
 func (a *adapter) Attach(ctx context.Context, id string, in io.Reader, out, errw io.WriteCloser, tty bool, resize <-chan remotecommand.TerminalSize) error {
+	ctx, cancel := untilClientGone(ctx, out, errw)
+	defer cancel()
 	return a.containers.Attach(ctx, id, streamIO(ctx, in, out, errw, resize))
+}
+
+// untilClientGone returns a context cancelled when the client goes away:
+// the library's context outlives a hijacked connection. Cancelling makes
+// the shim kill an exec'd process and drop an attach.
+//
+// A SPDY output stream tells at once: the client never sends on it, so a
+// read returns only when the stream or its connection closes. A websocket
+// output channel cannot be read; an empty write, every probeInterval,
+// fails once the connection is gone (clients ignore empty data).
+func untilClientGone(ctx context.Context, outputs ...io.WriteCloser) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(ctx)
+	for _, w := range outputs {
+		if w == nil {
+			continue
+		}
+		if s, ok := w.(spdyStream); ok {
+			go func() {
+				buf := make([]byte, 512)
+				for {
+					if _, err := s.Read(buf); err != nil {
+						cancel()
+						return
+					}
+				}
+			}()
+			continue
+		}
+		go func() {
+			t := time.NewTicker(probeInterval)
+			defer t.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-t.C:
+					if _, err := w.Write(nil); err != nil {
+						cancel()
+						return
+					}
+				}
+			}
+		}()
+	}
+	return ctx, cancel
+}
+
+// probeInterval is how often a websocket client is checked for.
+const probeInterval = 2 * time.Second
+
+// spdyStream is a SPDY stream (httpstream.Stream): readable, with an id.
+type spdyStream interface {
+	io.Reader
+	Identifier() uint32
 }
 
 func (a *adapter) PortForward(ctx context.Context, sandboxID string, port int32, stream io.ReadWriteCloser) error {

@@ -133,26 +133,14 @@ func (a *adapter) Attach(ctx context.Context, id string, in io.Reader, out, errw
 // the library's context outlives a hijacked connection. Cancelling makes
 // the shim kill an exec'd process and drop an attach.
 //
-// A SPDY output stream tells at once: the client never sends on it, so a
-// read returns only when the stream or its connection closes. A websocket
-// output channel cannot be read; an empty write, every probeInterval,
-// fails once the connection is gone (clients ignore empty data).
+// Output streams tell: an empty write, every probeInterval, fails once the
+// connection is gone, and clients ignore empty data. (Reading them does
+// not: clients may half-close streams they never send on, and websocket
+// output channels cannot be read at all.)
 func untilClientGone(ctx context.Context, outputs ...io.WriteCloser) (context.Context, context.CancelFunc) {
 	ctx, cancel := context.WithCancel(ctx)
 	for _, w := range outputs {
 		if w == nil {
-			continue
-		}
-		if s, ok := w.(spdyStream); ok {
-			go func() {
-				buf := make([]byte, 512)
-				for {
-					if _, err := s.Read(buf); err != nil {
-						cancel()
-						return
-					}
-				}
-			}()
 			continue
 		}
 		go func() {
@@ -174,14 +162,8 @@ func untilClientGone(ctx context.Context, outputs ...io.WriteCloser) (context.Co
 	return ctx, cancel
 }
 
-// probeInterval is how often a websocket client is checked for.
-const probeInterval = 2 * time.Second
-
-// spdyStream is a SPDY stream (httpstream.Stream): readable, with an id.
-type spdyStream interface {
-	io.Reader
-	Identifier() uint32
-}
+// probeInterval is how often a streaming client is checked for.
+const probeInterval = time.Second
 
 func (a *adapter) PortForward(ctx context.Context, sandboxID string, port int32, stream io.ReadWriteCloser) error {
 	return portForward(ctx, a.sandboxes, sandboxID, port, stream)

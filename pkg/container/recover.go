@@ -53,6 +53,13 @@ func (m *Manager) reattach(ctx context.Context, c *store.Container) {
 	cancel()
 	switch {
 	case err == nil && resp.State != "exited":
+		if resp.State == "running" && c.State == store.StateCreated {
+			// crid died between starting it and recording that.
+			c.State, c.StartedAt = store.StateRunning, resp.StartedAt
+			if err := m.put(c); err != nil {
+				m.log.Error("record a start interrupted by a restart", "container", c.ID, "error", err)
+			}
+		}
 		m.watch(c.ID)
 	case err == nil && resp.Exit != nil:
 		m.recordExit(c.ID, resp.Exit)

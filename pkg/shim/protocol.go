@@ -59,6 +59,8 @@ type Response struct {
 	State string  `json:"state,omitempty"` // created, running, exited
 	Exit  *Exit   `json:"exit,omitempty"`
 	Code  ErrCode `json:"code,omitempty"`
+	// StartedAt is when the shim started the container (zero: not started).
+	StartedAt time.Time `json:"startedAt,omitzero"`
 }
 
 // ErrCode classifies a failed request for crid's error mapping.

@@ -49,10 +49,11 @@ type shim struct {
 	attached  map[*attachClient]bool
 	stdinOnce sync.Once // closes stdin once (stdin_once, or the end)
 
-	mu      sync.Mutex
-	started bool
-	exit    *Exit
-	done    chan struct{} // closed once exit is recorded
+	mu        sync.Mutex
+	started   bool
+	startedAt time.Time
+	exit      *Exit
+	done      chan struct{} // closed once exit is recorded
 }
 
 // Main is `crid shim --bundle DIR`: crid starts it detached with its
@@ -315,20 +316,20 @@ func (s *shim) do(req *Request) *Response {
 	switch req.Op {
 	case OpState:
 		s.mu.Lock()
-		st := "created"
+		defer s.mu.Unlock()
 		if s.started {
-			st = "running"
+			return &Response{Pid: s.pid, State: "running", StartedAt: s.startedAt}
 		}
-		s.mu.Unlock()
-		return &Response{Pid: s.pid, State: st}
+		return &Response{Pid: s.pid, State: "created"}
 	case OpStart:
+		startedAt := time.Now().UTC()
 		if err := s.runc.Start(ctx, s.opts.ID); err != nil {
 			return fail(fmt.Errorf("start: %s", runtimeError(filepath.Join(s.opts.Bundle, runcLog), err)))
 		}
 		s.mu.Lock()
-		s.started = true
+		s.started, s.startedAt = true, startedAt
 		s.mu.Unlock()
-		return &Response{Pid: s.pid, State: "running"}
+		return &Response{Pid: s.pid, State: "running", StartedAt: startedAt}
 	case OpKill:
 		if err := s.runc.Kill(ctx, s.opts.ID, req.Signal, &runc.KillOpts{All: req.All}); err != nil {
 			if s.exited() != nil {

@@ -275,3 +275,13 @@ func Binary(t testing.TB) string {
 	}
 	return builtPath
 }
+
+// HybridCgroups tells whether the host mounts cgroup v1 controllers with a
+// cgroup v2 hierarchy at /sys/fs/cgroup/unified (crun 1.8 refuses such hosts).
+func HybridCgroups() bool {
+	var st syscall.Statfs_t
+	if syscall.Statfs("/sys/fs/cgroup/unified", &st) != nil {
+		return false
+	}
+	return st.Type == 0x63677270 // CGROUP2_SUPER_MAGIC
+}

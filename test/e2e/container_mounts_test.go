@@ -124,8 +124,8 @@ func TestContainerMountPropagation(t *testing.T) {
 			if out := logText(readCRILog(t, p.logPath(cfg)), ""); out != tc.want || st.ExitCode != 0 {
 				t.Fatalf("container says %q (exit %d), want %q", out, st.ExitCode, tc.want)
 			}
-			if st.Mounts[0].GetPropagation() != tc.mode {
-				t.Errorf("status mount propagation %v, want %v", st.Mounts[0].GetPropagation(), tc.mode)
+			if len(st.Mounts) == 0 || st.Mounts[0].GetPropagation() != tc.mode {
+				t.Errorf("status mounts %v, want /prop with propagation %v", st.Mounts, tc.mode)
 			}
 		})
 	}

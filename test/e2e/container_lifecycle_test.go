@@ -171,8 +171,7 @@ func TestContainerStatusFields(t *testing.T) {
 	if want := p.logPath(cfg); st.LogPath != want {
 		t.Errorf("log_path %q, want %q", st.LogPath, want)
 	}
-	if i := slices.IndexFunc(st.Mounts, func(m *runtime.Mount) bool { return m.ContainerPath == "/host" }); i < 0 ||
-		st.Mounts[i].HostPath != cfg.Mounts[0].HostPath || !st.Mounts[i].Readonly {
+	if m := findMount(st.Mounts, "/host"); m == nil || m.HostPath != cfg.Mounts[0].HostPath || !m.Readonly {
 		t.Errorf("mounts %v, want them to hold %v", st.Mounts, cfg.Mounts)
 	}
 	if info.RuntimeSpec == nil || !slices.Equal(info.RuntimeSpec.Process.Args, cfg.Command) || info.RuntimeHandler != "runc" {

@@ -52,17 +52,11 @@ cat /etc/app.conf; echo more >> /etc/app.conf 2>&1; echo conf=$?`)...)
 	}
 	st, _ := e.status(id)
 	for _, want := range cfg.Mounts {
-		found := false
-		for _, m := range st.Mounts {
-			if m.ContainerPath == want.ContainerPath {
-				found = true
-				if m.HostPath != want.HostPath || m.Readonly != want.Readonly || m.Propagation != want.Propagation {
-					t.Errorf("status mount %v, want %v", m, want)
-				}
-			}
-		}
-		if !found {
+		m := findMount(st.Mounts, want.ContainerPath)
+		if m == nil {
 			t.Errorf("ContainerStatus.mounts lacks %s; has %v", want.ContainerPath, st.Mounts)
+		} else if m.HostPath != want.HostPath || m.Readonly != want.Readonly || m.Propagation != want.Propagation {
+			t.Errorf("status mount %v, want %v", m, want)
 		}
 	}
 }
@@ -124,7 +118,7 @@ func TestContainerMountPropagation(t *testing.T) {
 			if out := logText(readCRILog(t, p.logPath(cfg)), ""); out != tc.want || st.ExitCode != 0 {
 				t.Fatalf("container says %q (exit %d), want %q", out, st.ExitCode, tc.want)
 			}
-			if len(st.Mounts) == 0 || st.Mounts[0].GetPropagation() != tc.mode {
+			if m := findMount(st.Mounts, "/prop"); m == nil || m.Propagation != tc.mode {
 				t.Errorf("status mounts %v, want /prop with propagation %v", st.Mounts, tc.mode)
 			}
 		})
@@ -146,4 +140,13 @@ func TestContainerMountPropagation(t *testing.T) {
 			t.Fatalf("the container's mount under %s did not reach the host", src)
 		}
 	})
+}
+
+func findMount(mounts []*runtime.Mount, containerPath string) *runtime.Mount {
+	for _, m := range mounts {
+		if m.ContainerPath == containerPath {
+			return m
+		}
+	}
+	return nil
 }

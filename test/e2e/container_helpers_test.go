@@ -109,6 +109,11 @@ type ctrPod struct {
 func (e *ctrEnv) pod(name string, mutate func(*runtime.PodSandboxConfig)) *ctrPod {
 	e.t.Helper()
 	cfg := podConfig(name)
+	// As kubelet does for a pod without shareProcessNamespace (the CRI
+	// default would be one PID namespace for the pod).
+	cfg.Linux = &runtime.LinuxPodSandboxConfig{SecurityContext: &runtime.LinuxSandboxSecurityContext{
+		NamespaceOptions: &runtime.NamespaceOption{Pid: runtime.NamespaceMode_CONTAINER},
+	}}
 	cfg.LogDirectory = filepath.Join(e.t.TempDir(), "pods", name)
 	if err := os.MkdirAll(cfg.LogDirectory, 0o755); err != nil { // kubelet makes it
 		e.t.Fatal(err)
@@ -157,6 +162,10 @@ func (p *ctrPod) create(cfg *runtime.ContainerConfig) string {
 
 func (p *ctrPod) tryCreate(cfg *runtime.ContainerConfig) (string, error) {
 	t := p.e.t
+	// kubelet sends the container the pod's namespace modes.
+	if ns := p.cfg.GetLinux().GetSecurityContext().GetNamespaceOptions(); ns != nil && secCtx(cfg).NamespaceOptions == nil {
+		cfg.Linux.SecurityContext.NamespaceOptions = &runtime.NamespaceOption{Network: ns.Network, Pid: ns.Pid, Ipc: ns.Ipc}
+	}
 	resp, err := p.e.d.Runtime.CreateContainer(ctxT(t), &runtime.CreateContainerRequest{
 		PodSandboxId: p.id, Config: cfg, SandboxConfig: p.cfg,
 	})
@@ -414,7 +423,9 @@ func (e *ctrEnv) assertNoContainerLeftovers(procs ...ctrProc) {
 		ids = append(ids, p.id)
 	}
 	if shims := framework.ShimProcesses(ids...); len(shims) > 0 {
-		t.Errorf("crid-shim processes left: %v", shims)
+		start := time.Now()
+		gone := eventually(5*time.Second, func() bool { return len(framework.ShimProcesses(ids...)) == 0 })
+		t.Errorf("crid-shim processes left after removal: %v (gone %v after another %v)", shims, gone, time.Since(start).Round(time.Millisecond))
 	}
 	own, _ := framework.CgroupDirs(e.d.Pid())
 	for _, p := range procs {

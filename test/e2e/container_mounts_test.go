@@ -83,7 +83,7 @@ func sharedDir(t *testing.T) string {
 func TestContainerMountPropagation(t *testing.T) {
 	e := newCtrEnv(t)
 	p := e.pod("prop", func(c *runtime.PodSandboxConfig) {
-		c.Linux = &runtime.LinuxPodSandboxConfig{SecurityContext: &runtime.LinuxSandboxSecurityContext{Privileged: true}}
+		c.Linux.SecurityContext.Privileged = true
 	})
 	busybox := e.image("busybox")
 	// The container waits for the host's go-ahead (a plain file), then

@@ -111,9 +111,7 @@ func TestSharedPIDNamespacePod(t *testing.T) {
 	e := newCtrEnv(t)
 	busybox := e.image("busybox")
 	shared := e.pod("sharedpid", func(c *runtime.PodSandboxConfig) {
-		c.Linux = &runtime.LinuxPodSandboxConfig{SecurityContext: &runtime.LinuxSandboxSecurityContext{
-			NamespaceOptions: &runtime.NamespaceOption{Pid: runtime.NamespaceMode_POD},
-		}}
+		c.Linux.SecurityContext.NamespaceOptions.Pid = runtime.NamespaceMode_POD
 	})
 	private := e.pod("privatepid", nil)
 	script := "ps -o pid,args; echo self=$$"

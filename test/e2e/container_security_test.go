@@ -65,7 +65,7 @@ func TestContainerCapabilities(t *testing.T) {
 	if all&(1<<unix.CAP_SYS_RESOURCE) != 0 {
 		t.Logf("crid holds CAP_SYS_RESOURCE here; the test still compares with crid's own bounding set")
 	}
-	added := defaultCaps | capMask(unix.CAP_NET_ADMIN, unix.CAP_SYS_TIME)&^capMask(unix.CAP_CHOWN, unix.CAP_KILL)
+	added := (defaultCaps | capMask(unix.CAP_NET_ADMIN, unix.CAP_SYS_TIME)) &^ capMask(unix.CAP_CHOWN, unix.CAP_KILL)
 	for _, tc := range []struct {
 		name      string
 		add, drop []string
@@ -131,7 +131,7 @@ func TestContainerNoNewPrivs(t *testing.T) {
 func TestContainerPrivileged(t *testing.T) {
 	e := newCtrEnv(t)
 	p := e.pod("priv", func(c *runtime.PodSandboxConfig) {
-		c.Linux = &runtime.LinuxPodSandboxConfig{SecurityContext: &runtime.LinuxSandboxSecurityContext{Privileged: true}}
+		c.Linux.SecurityContext.Privileged = true
 	})
 	busybox := e.image("busybox")
 	all := cridBounding(t, e)

@@ -64,7 +64,10 @@ type ctrEnv struct {
 	pulled map[string]string // repo name -> PullImage's image_ref
 }
 
-func newCtrEnv(t *testing.T) *ctrEnv {
+func newCtrEnv(t *testing.T) *ctrEnv { t.Helper(); return newCtrEnvConfig(t, "") }
+
+// newCtrEnvConfig is newCtrEnv with extra crid config (TOML).
+func newCtrEnvConfig(t *testing.T, extraConfig string) *ctrEnv {
 	t.Helper()
 	images, err := buildCtrImages()
 	if err != nil {
@@ -75,7 +78,7 @@ func newCtrEnv(t *testing.T) *ctrEnv {
 		reg.Push(t, "crid-test/"+name, images[name], "latest")
 	}
 	n := framework.NewNetwork(t, "")
-	d := framework.Start(t, framework.Options{CNIConfDir: n.ConfDir})
+	d := framework.Start(t, framework.Options{CNIConfDir: n.ConfDir, ExtraConfig: extraConfig})
 	return &ctrEnv{t: t, d: d, n: n, reg: reg, pulled: map[string]string{}}
 }
 
@@ -108,6 +111,12 @@ type ctrPod struct {
 // removed when the test ends.
 func (e *ctrEnv) pod(name string, mutate func(*runtime.PodSandboxConfig)) *ctrPod {
 	e.t.Helper()
+	return e.podWithHandler(name, "", mutate)
+}
+
+// podWithHandler runs a pod with a runtime handler ("" = the default).
+func (e *ctrEnv) podWithHandler(name, handler string, mutate func(*runtime.PodSandboxConfig)) *ctrPod {
+	e.t.Helper()
 	cfg := podConfig(name)
 	// As kubelet does for a pod without shareProcessNamespace (the CRI
 	// default would be one PID namespace for the pod).
@@ -121,7 +130,15 @@ func (e *ctrEnv) pod(name string, mutate func(*runtime.PodSandboxConfig)) *ctrPo
 	if mutate != nil {
 		mutate(cfg)
 	}
-	return &ctrPod{e: e, id: runPod(e.t, e.d, cfg), cfg: cfg, logDir: cfg.LogDirectory, ids: new([]string)}
+	resp, err := e.d.Runtime.RunPodSandbox(ctxT(e.t), &runtime.RunPodSandboxRequest{Config: cfg, RuntimeHandler: handler})
+	if err != nil {
+		e.t.Fatalf("RunPodSandbox %s: %v", name, err)
+	}
+	id := resp.PodSandboxId
+	e.t.Cleanup(func() {
+		e.d.Runtime.RemovePodSandbox(ctxT(e.t), &runtime.RemovePodSandboxRequest{PodSandboxId: id})
+	})
+	return &ctrPod{e: e, id: id, cfg: cfg, logDir: cfg.LogDirectory, ids: new([]string)}
 }
 
 // ctrConfig is a container config running cmd (nil = the image's), logging

@@ -3,7 +3,9 @@ package e2e
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -156,4 +158,66 @@ func TestAdoptedContainerExitIsSeen(t *testing.T) {
 	}
 	p.removeAll()
 	e.assertNoContainerLeftovers(proc)
+}
+
+// TestKillDuringCreateContainerLeavesNoLeak kills crid -9 while the OCI
+// runtime's create of a container is in flight (a runtime handler whose
+// create takes two seconds); the shim outlives crid. After the restart
+// nothing of that container may remain, once the runtime call has ended
+// too: record, shim, runtime state, processes, cgroups, mounts, dirs.
+func TestKillDuringCreateContainerLeavesNoLeak(t *testing.T) {
+	runc, err := exec.LookPath("runc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := t.TempDir()
+	marker := filepath.Join(bin, "creating")
+	wrapper := filepath.Join(bin, "slow-runc")
+	script := "#!/bin/sh\nfor a; do if [ \"$a\" = create ]; then touch " + marker + "; sleep 2; fi; done\nexec " + runc + " \"$@\"\n"
+	if err := os.WriteFile(wrapper, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	e := newCtrEnvConfig(t, fmt.Sprintf("[runtimes.runc]\npath = \"runc\"\n[runtimes.slow]\npath = %q\n", wrapper))
+	p := e.podWithHandler("slowpod", "slow", nil)
+	cfg := ctrConfig("victim", e.image("busybox"), "/bin/sleep", "3600")
+	go e.d.Runtime.CreateContainer(ctxT(t), &runtime.CreateContainerRequest{PodSandboxId: p.id, Config: cfg, SandboxConfig: p.cfg})
+	if !eventually(20*time.Second, func() bool { _, err := os.Stat(marker); return err == nil }) {
+		t.Fatalf("CreateContainer never reached the runtime's create\n%s", e.d.LogTail(20))
+	}
+	ids := entries(t, filepath.Join(e.d.State, "containers"))
+	if len(ids) != 1 {
+		t.Fatalf("bundles while create is in flight: %v", ids)
+	}
+	id := ids[0]
+	shims := framework.ShimProcesses(id)
+	e.d.Kill()
+	e.d.Launch()
+	// Wait out the runtime call the shim had started.
+	time.Sleep(2500 * time.Millisecond)
+	procs := []ctrProc{{id: id}}
+	if len(shims) == 1 {
+		procs[0].shimPid = shims[0]
+	}
+	e.assertNoContainerLeftovers(procs...)
+	if pids := processesInCgroupsNaming(id); len(pids) > 0 {
+		t.Errorf("processes of the half-created container left: %v", pids)
+	}
+	// The pod still takes the same container.
+	if _, err := p.tryCreate(cfg); err != nil {
+		t.Fatalf("CreateContainer after recovery: %v", err)
+	}
+}
+
+// processesInCgroupsNaming lists live processes whose cgroup path holds id.
+func processesInCgroupsNaming(id string) []string {
+	paths, _ := filepath.Glob("/proc/[0-9]*/cgroup")
+	var pids []string
+	for _, p := range paths {
+		data, err := os.ReadFile(p)
+		pid := filepath.Base(filepath.Dir(p))
+		if n, _ := strconv.Atoi(pid); err == nil && strings.Contains(string(data), id) && framework.Alive(n) {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -155,8 +156,17 @@ func TestContainerUserAndGroups(t *testing.T) {
 		})
 	}
 
+	// ContainerStatus.user reports the identity the process started with.
+	cfg := ctrConfig("status-user", busybox, "/bin/true")
+	sc := secCtx(cfg)
+	sc.RunAsUser, sc.RunAsGroup, sc.SupplementalGroups = i64(1000), i64(3000), []int64{5000}
+	st, _ := p.runToExit(cfg)
+	if u := st.GetUser().GetLinux(); u.GetUid() != 1000 || u.GetGid() != 3000 || !slices.Equal(sortedInt64(u.GetSupplementalGroups()), []int64{2000, 3000, 5000}) {
+		t.Errorf("ContainerStatus.user = %v, want uid 1000 gid 3000 groups [2000 3000 5000]", st.GetUser())
+	}
+
 	// A user name the image does not have is refused.
-	cfg := ctrConfig("no-such-user", busybox, "/bin/id")
+	cfg = ctrConfig("no-such-user", busybox, "/bin/id")
 	secCtx(cfg).RunAsUsername = "nosuchuser"
 	if _, err := p.tryCreate(cfg); err == nil || !strings.Contains(err.Error(), "nosuchuser") {
 		t.Errorf("CreateContainer as an unknown user: %v, want an error naming nosuchuser", err)
@@ -207,8 +217,19 @@ func TestContainerExitCodes(t *testing.T) {
 		}
 	}
 
+	// Killed from outside: 128 + SIGKILL.
+	id := p.run(ctrConfig("killed", busybox, "/bin/sleep", "3600"))
+	proc := e.proc(id)
+	if err := syscall.Kill(proc.pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	if st := e.waitExited(id); st.ExitCode != 137 || st.Reason != "Error" {
+		t.Errorf("container killed by SIGKILL: exit %d reason %q, want 137 Error", st.ExitCode, st.Reason)
+	}
+	procs = append(procs, proc)
+
 	// A long-running one, for the leak check after removal.
-	id := p.run(ctrConfig("sleeper", busybox, "/bin/sleep", "3600"))
+	id = p.run(ctrConfig("sleeper", busybox, "/bin/sleep", "3600"))
 	procs = append(procs, e.proc(id))
 
 	cfg := ctrConfig("missing", busybox, "/bin/no-such-binary")
@@ -224,4 +245,10 @@ func TestContainerExitCodes(t *testing.T) {
 	}
 	p.removeAll()
 	e.assertNoContainerLeftovers(procs...)
+}
+
+func sortedInt64(v []int64) []int64 {
+	v = slices.Clone(v)
+	slices.Sort(v)
+	return v
 }

@@ -443,16 +443,17 @@ func (e *ctrEnv) assertNoContainerLeftovers(procs ...ctrProc) {
 	// Shims and container processes must be gone when the removal returns;
 	// if not, say how much longer they lived.
 	live := func() []string {
+		shims := framework.ShimProcesses(ids...)
 		var out []string
-		for _, pid := range framework.ShimProcesses(ids...) {
+		for _, pid := range shims {
 			out = append(out, fmt.Sprintf("crid-shim %d", pid))
 		}
 		for _, p := range procs {
 			if framework.Alive(p.pid) {
 				out = append(out, fmt.Sprintf("init %d of %.12s", p.pid, p.id))
 			}
-			if framework.Alive(p.shimPid) && !slices.Contains(framework.ShimProcesses(p.id), p.shimPid) {
-				out = append(out, fmt.Sprintf("shim %d of %.12s", p.shimPid, p.id))
+			if framework.Alive(p.shimPid) && !slices.Contains(shims, p.shimPid) {
+				out = append(out, fmt.Sprintf("crid-shim %d (exiting)", p.shimPid))
 			}
 		}
 		return out

@@ -123,6 +123,20 @@ func TestContainersSurviveDaemonRestart(t *testing.T) {
 	if out := logText(readCRILog(t, p.logPath(createdCfg)), ""); out != "started late\n" {
 		t.Errorf("its log: %q", out)
 	}
+	if err := os.Rename(p.logPath(runsCfg), p.logPath(runsCfg)+".1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.d.Runtime.ReopenContainerLog(ctxT(t), &runtime.ReopenContainerLogRequest{ContainerId: runs}); err != nil {
+		t.Errorf("ReopenContainerLog of an adopted container: %v", err)
+	} else {
+		waitLog(t, p.logPath(runsCfg), "line")
+	}
+	update := &runtime.LinuxContainerResources{MemoryLimitInBytes: 96 << 20, CpuPeriod: 100000, CpuQuota: 30000}
+	if _, err := e.d.Runtime.UpdateContainerResources(ctxT(t), &runtime.UpdateContainerResourcesRequest{ContainerId: runs, Linux: update}); err != nil {
+		t.Errorf("UpdateContainerResources of an adopted container: %v", err)
+	} else if mem, quota, _ := cgroupLimits(t, runsProc.pid); mem != 96<<20 || quota != 30000 {
+		t.Errorf("adopted container after update: memory %d quota %d", mem, quota)
+	}
 	e.stop(runs, 0)
 	if st, _ := e.status(runs); st.State != runtime.ContainerState_CONTAINER_EXITED || st.ExitCode != 137 {
 		t.Errorf("adopted container after StopContainer: %v exit %d", st.State, st.ExitCode)

@@ -7,8 +7,11 @@ export PATH := $(PATH):/usr/local/go/bin:/usr/sbin:/sbin
 
 .PHONY: build test test-unit test-e2e bench lint run install clean
 
+# crid-shim (the per-container shim without the daemon's packages) goes
+# next to crid, where crid looks for it.
 build:
 	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/crid
+	$(GO) build -trimpath -o $(BIN)-shim ./cmd/crid-shim
 
 # The one command CI and the README run: lint, unit and end-to-end tests.
 test: lint test-unit test-e2e
@@ -34,6 +37,7 @@ run: build
 
 install: build
 	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/crid
+	install -D -m 0755 $(BIN)-shim $(DESTDIR)$(PREFIX)/bin/crid-shim
 	install -D -m 0644 contrib/crid.service $(DESTDIR)/etc/systemd/system/crid.service
 
 clean:

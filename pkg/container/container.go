@@ -63,8 +63,9 @@ func NewManager(db *store.DB, images *image.Service, sandboxes *sandbox.Manager,
 		if err != nil {
 			return nil, fmt.Errorf("find crid's binary for shims: %w", err)
 		}
-		o.Exe = exe
+		o.Exe = shimBinary(exe)
 	}
+	o.Log.Info("container shims", "binary", o.Exe)
 	for _, d := range []string{filepath.Join(o.State, "containers"), filepath.Join(o.Root, "containers")} {
 		if err := os.MkdirAll(d, 0o711); err != nil {
 			return nil, err
@@ -76,6 +77,16 @@ func NewManager(db *store.DB, images *image.Service, sandboxes *sandbox.Manager,
 	}
 	sandboxes.SetContainers(m)
 	return m, nil
+}
+
+// shimBinary is crid-shim next to crid's binary (a small program: its
+// memory is paid once per container), else crid itself (`crid shim`).
+func shimBinary(crid string) string {
+	p := filepath.Join(filepath.Dir(crid), "crid-shim")
+	if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() && st.Mode()&0o111 != 0 {
+		return p
+	}
+	return crid
 }
 
 // Bundle is the container's OCI bundle dir (config.json, rootfs, shim

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -99,6 +100,9 @@ func Main(args []string) int {
 	exitCh := s.reaper.subscribe(s.pid)
 	go s.serve(l)
 	report(ready, s.pid, nil)
+	// The shim lives as long as its container, mostly idle: hand back what
+	// start-up allocated (the memory is paid once per container).
+	debug.FreeOSMemory()
 	e := <-exitCh
 	s.finish(e)
 	l.Close()

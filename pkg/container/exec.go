@@ -11,9 +11,11 @@ import (
 	"github.com/crid-dev/crid/pkg/store"
 )
 
-// MaxExecSyncOutput caps each of ExecSync's stdout and stderr, as kubelet
-// does: the rest is read and dropped, so the command never blocks on it.
-const MaxExecSyncOutput = 16 << 20
+// MaxExecSyncOutput caps ExecSync's stdout and stderr together: kubelet
+// (cri-client) takes responses of at most 16 MiB, so both streams share
+// that less room for the rest of the message. What does not fit is read and
+// dropped, so the command never blocks on it.
+const MaxExecSyncOutput = 16<<20 - 64<<10
 
 // Exec runs cmd in a running container with the given streams and
 // returns its exit code. Cancelling ctx (the client went away) kills it.
@@ -33,8 +35,8 @@ func (m *Manager) Exec(ctx context.Context, idOrPrefix string, cmd []string, tty
 	return exit.Code, nil
 }
 
-// ExecSync runs cmd to completion and returns its output (each stream
-// capped at MaxExecSyncOutput) and exit code. After timeout (0 = none) the
+// ExecSync runs cmd to completion and returns its output (capped at
+// MaxExecSyncOutput for both streams together) and exit code. After timeout (0 = none) the
 // command is killed and the error wraps ErrDeadlineExceeded.
 func (m *Manager) ExecSync(ctx context.Context, idOrPrefix string, cmd []string, timeout time.Duration) (stdout, stderr []byte, code int32, err error) {
 	if timeout > 0 {
@@ -42,7 +44,8 @@ func (m *Manager) ExecSync(ctx context.Context, idOrPrefix string, cmd []string,
 		ctx, cancel = context.WithTimeout(ctx, timeout)
 		defer cancel()
 	}
-	out, errOut := &cappedBuffer{max: MaxExecSyncOutput}, &cappedBuffer{max: MaxExecSyncOutput}
+	room := MaxExecSyncOutput
+	out, errOut := &cappedBuffer{room: &room}, &cappedBuffer{room: &room}
 	code, err = m.Exec(ctx, idOrPrefix, cmd, false, shim.StreamIO{Stdout: out, Stderr: errOut})
 	if err != nil {
 		if errors.Is(err, context.DeadlineExceeded) && timeout > 0 {
@@ -85,15 +88,18 @@ func (m *Manager) streamError(c *store.Container, what string, err error) error 
 	return fmt.Errorf("%s container %s: %w", what, c.ID, err)
 }
 
-// cappedBuffer keeps the first max bytes written and drops the rest.
+// cappedBuffer keeps what fits in a room shared with other buffers and
+// drops the rest. The shim client writes stdout and stderr from one
+// goroutine, so the shared counter needs no lock.
 type cappedBuffer struct {
-	b   []byte
-	max int
+	b    []byte
+	room *int
 }
 
 func (c *cappedBuffer) Write(p []byte) (int, error) {
-	if room := c.max - len(c.b); room > 0 {
-		c.b = append(c.b, p[:min(room, len(p))]...)
+	if n := min(*c.room, len(p)); n > 0 {
+		c.b = append(c.b, p[:n]...)
+		*c.room -= n
 	}
 	return len(p), nil
 }

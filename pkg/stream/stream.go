@@ -70,7 +70,7 @@ func New(cfg config.Stream, containers *container.Manager, sandboxes *sandbox.Ma
 		lis.Close()
 		return nil, err
 	}
-	return &Server{srv: srv, http: &http.Server{Handler: srv, ReadHeaderTimeout: 30 * time.Second}, lis: lis, log: log}, nil
+	return &Server{srv: srv, http: &http.Server{Handler: cancelOnHangup(srv), ReadHeaderTimeout: 30 * time.Second}, lis: lis, log: log}, nil
 }
 
 // Addr is the address the server listens on.
@@ -110,8 +110,6 @@ type adapter struct {
 }
 
 func (a *adapter) Exec(ctx context.Context, id string, cmd []string, in io.Reader, out, errw io.WriteCloser, tty bool, resize <-chan remotecommand.TerminalSize) error {
-	ctx, cancel := untilClientGone(ctx, out, errw)
-	defer cancel()
 	code, err := a.containers.Exec(ctx, id, cmd, tty, streamIO(ctx, in, out, errw, resize))
 	if err != nil {
 		return err
@@ -124,46 +122,8 @@ func (a *adapter) Exec(ctx context.Context, id string, cmd []string, in io.Reade
 }
 
 func (a *adapter) Attach(ctx context.Context, id string, in io.Reader, out, errw io.WriteCloser, tty bool, resize <-chan remotecommand.TerminalSize) error {
-	ctx, cancel := untilClientGone(ctx, out, errw)
-	defer cancel()
 	return a.containers.Attach(ctx, id, streamIO(ctx, in, out, errw, resize))
 }
-
-// untilClientGone returns a context cancelled when the client goes away:
-// the library's context outlives a hijacked connection. Cancelling makes
-// the shim kill an exec'd process and drop an attach.
-//
-// Output streams tell: an empty write, every probeInterval, fails once the
-// connection is gone, and clients ignore empty data. (Reading them does
-// not: clients may half-close streams they never send on, and websocket
-// output channels cannot be read at all.)
-func untilClientGone(ctx context.Context, outputs ...io.WriteCloser) (context.Context, context.CancelFunc) {
-	ctx, cancel := context.WithCancel(ctx)
-	for _, w := range outputs {
-		if w == nil {
-			continue
-		}
-		go func() {
-			t := time.NewTicker(probeInterval)
-			defer t.Stop()
-			for {
-				select {
-				case <-ctx.Done():
-					return
-				case <-t.C:
-					if _, err := w.Write(nil); err != nil {
-						cancel()
-						return
-					}
-				}
-			}
-		}()
-	}
-	return ctx, cancel
-}
-
-// probeInterval is how often a streaming client is checked for.
-const probeInterval = time.Second
 
 func (a *adapter) PortForward(ctx context.Context, sandboxID string, port int32, stream io.ReadWriteCloser) error {
 	return portForward(ctx, a.sandboxes, sandboxID, port, stream)

@@ -46,3 +46,16 @@ func TestContainerLogPath(t *testing.T) {
 		}
 	}
 }
+
+func TestCappedBuffersShareRoom(t *testing.T) {
+	room := 10
+	out, errOut := &cappedBuffer{room: &room}, &cappedBuffer{room: &room}
+	out.Write([]byte("123456"))
+	errOut.Write([]byte("abcdef"))
+	if n, _ := out.Write([]byte("xyz")); n != 3 {
+		t.Errorf("a full buffer must still accept (and drop) writes: %d", n)
+	}
+	if string(out.b) != "123456" || string(errOut.b) != "abcd" || room != 0 {
+		t.Errorf("out %q err %q room %d", out.b, errOut.b, room)
+	}
+}

@@ -161,6 +161,33 @@ func (e *streamEnv) hasProcess(id, cmdline string) bool {
 	return false
 }
 
+// shimSockets counts the sockets the container's shim holds open: its
+// listener plus one per connected crid client (exec, attach, control).
+func (e *streamEnv) shimSockets(id string) int {
+	e.t.Helper()
+	resp, err := e.d.Runtime.ContainerStatus(ctxT(e.t), &runtime.ContainerStatusRequest{ContainerId: id, Verbose: true})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	var info struct {
+		ShimPid int `json:"shimPid"`
+	}
+	if err := json.Unmarshal([]byte(resp.Info["info"]), &info); err != nil || info.ShimPid == 0 {
+		e.t.Fatalf("shim pid of %s from %q: %v", id, resp.Info["info"], err)
+	}
+	fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", info.ShimPid))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	n := 0
+	for _, fd := range fds {
+		if target, _ := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", info.ShimPid, fd.Name())); strings.HasPrefix(target, "socket:") {
+			n++
+		}
+	}
+	return n
+}
+
 // waitFor polls cond every 50ms for up to timeout.
 func waitFor(timeout time.Duration, cond func() bool) bool {
 	deadline := time.Now().Add(timeout)
@@ -261,7 +288,13 @@ type v4Status struct {
 // o asks for. The connection is closed when the test ends.
 func startRemoteCmd(t *testing.T, rawURL string, o streamOpts) *remoteCmd {
 	t.Helper()
-	conn, proto, err := spdyConnect(ctxT(t), rawURL, nil, "v4.channel.k8s.io")
+	return startRemoteCmdTLS(t, rawURL, nil, o)
+}
+
+// startRemoteCmdTLS is startRemoteCmd for an https URL.
+func startRemoteCmdTLS(t *testing.T, rawURL string, tlsCfg *tls.Config, o streamOpts) *remoteCmd {
+	t.Helper()
+	conn, proto, err := spdyConnect(ctxT(t), rawURL, tlsCfg, "v4.channel.k8s.io")
 	if err != nil {
 		t.Fatalf("connect %s: %v", rawURL, err)
 	}

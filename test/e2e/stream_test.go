@@ -301,6 +301,7 @@ func TestAttachTTY(t *testing.T) {
 		checkStreamURL(t, resp.Url)
 		return startRemoteCmd(t, resp.Url, streamOpts{Stdin: true, Stdout: true, TTY: true})
 	}
+	sockets := e.shimSockets(id)
 	c := attach()
 	c.write("echo attached-$((6*7))\n")
 	if !c.waitOutput("attached-42", 10*time.Second) {
@@ -310,8 +311,15 @@ func TestAttachTTY(t *testing.T) {
 	if !waitFor(10*time.Second, func() bool { c.write("stty size\n"); return c.waitOutput("30 90\r\n", 500*time.Millisecond) }) {
 		t.Fatalf("resize did not reach the attached terminal: %q", c.stdout.String())
 	}
+	if n := e.shimSockets(id); n <= sockets {
+		t.Fatalf("the shim holds %d sockets while attached, %d before: the count shows no attach", n, sockets)
+	}
 	c.conn.Close()
-	time.Sleep(200 * time.Millisecond) // let a wrong detach do its damage
+	// Detaching ends the attach inside crid too: its connection to the
+	// shim closes.
+	if !waitFor(10*time.Second, func() bool { return e.shimSockets(id) == sockets }) {
+		t.Errorf("10s after detaching, the shim still holds %d sockets (%d before the attach)", e.shimSockets(id), sockets)
+	}
 	st, err := e.d.Runtime.ContainerStatus(ctxT(t), &runtime.ContainerStatusRequest{ContainerId: id})
 	if err != nil || st.Status.State != runtime.ContainerState_CONTAINER_RUNNING {
 		t.Fatalf("after detaching, the container is %v (%v)", st.GetStatus().GetState(), err)

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/tls"
@@ -211,32 +212,65 @@ func checkStreamURL(t *testing.T, raw string) {
 }
 
 // spdyConnect upgrades a streaming URL to a SPDY connection speaking one
-// of protocols, with the client side of k8s.io/streaming (no proxy).
-func spdyConnect(ctx context.Context, rawURL string, tlsCfg *tls.Config, protocols ...string) (httpstream.Connection, string, error) {
-	rt, err := spdy.NewRoundTripperWithConfig(spdy.RoundTripperConfig{
-		TLS:     tlsCfg,
-		Proxier: func(*http.Request) (*url.URL, error) { return nil, nil },
-	})
+// of protocols, on a TCP (or TLS) connection of its own, which it returns
+// too so that a test can drop it as a killed client would. The SPDY side
+// is the client of k8s.io/streaming.
+func spdyConnect(ctx context.Context, rawURL string, tlsCfg *tls.Config, protocols ...string) (httpstream.Connection, net.Conn, string, error) {
+	u, err := url.Parse(rawURL)
 	if err != nil {
-		return nil, "", err
+		return nil, nil, "", err
+	}
+	d := &net.Dialer{Timeout: 10 * time.Second}
+	var conn net.Conn
+	if u.Scheme == "https" {
+		conn, err = (&tls.Dialer{NetDialer: d, Config: tlsCfg}).DialContext(ctx, "tcp", u.Host)
+	} else {
+		conn, err = d.DialContext(ctx, "tcp", u.Host)
+	}
+	if err != nil {
+		return nil, nil, "", err
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, rawURL, nil)
 	if err != nil {
-		return nil, "", err
+		conn.Close()
+		return nil, nil, "", err
 	}
+	req.Header.Set(httpstream.HeaderConnection, httpstream.HeaderUpgrade)
+	req.Header.Set(httpstream.HeaderUpgrade, spdy.HeaderSpdy31)
 	for _, p := range protocols {
 		req.Header.Add(httpstream.HeaderProtocolVersion, p)
 	}
-	resp, err := rt.RoundTrip(req)
-	if err != nil {
-		return nil, "", err
+	conn.SetDeadline(time.Now().Add(30 * time.Second))
+	br := bufio.NewReader(conn)
+	var resp *http.Response
+	if err = req.Write(conn); err == nil {
+		resp, err = http.ReadResponse(br, req)
 	}
-	conn, err := rt.NewConnection(resp)
 	if err != nil {
-		return nil, "", err
+		conn.Close()
+		return nil, nil, "", err
 	}
-	return conn, resp.Header.Get(httpstream.HeaderProtocolVersion), nil
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		conn.Close()
+		return nil, nil, "", fmt.Errorf("upgrade refused: %s: %s", resp.Status, body)
+	}
+	conn.SetDeadline(time.Time{})
+	sc, err := spdy.NewClientConnection(&bufferedConn{Conn: conn, r: br})
+	if err != nil {
+		conn.Close()
+		return nil, nil, "", err
+	}
+	return sc, conn, resp.Header.Get(httpstream.HeaderProtocolVersion), nil
 }
+
+// bufferedConn reads what the HTTP response reader buffered first.
+type bufferedConn struct {
+	net.Conn
+	r *bufio.Reader
+}
+
+func (c *bufferedConn) Read(p []byte) (int, error) { return c.r.Read(p) }
 
 // syncBuffer collects a stream's output for reading while it grows.
 type syncBuffer struct {
@@ -265,6 +299,7 @@ type streamOpts struct{ Stdin, Stdout, Stderr, TTY bool }
 type remoteCmd struct {
 	t              *testing.T
 	conn           httpstream.Connection
+	tcp            net.Conn // under conn
 	stdin, resize  httpstream.Stream
 	stdout, stderr syncBuffer
 	copied         sync.WaitGroup
@@ -294,15 +329,15 @@ func startRemoteCmd(t *testing.T, rawURL string, o streamOpts) *remoteCmd {
 // startRemoteCmdTLS is startRemoteCmd for an https URL.
 func startRemoteCmdTLS(t *testing.T, rawURL string, tlsCfg *tls.Config, o streamOpts) *remoteCmd {
 	t.Helper()
-	conn, proto, err := spdyConnect(ctxT(t), rawURL, tlsCfg, "v4.channel.k8s.io")
+	conn, tcp, proto, err := spdyConnect(ctxT(t), rawURL, tlsCfg, "v4.channel.k8s.io")
 	if err != nil {
 		t.Fatalf("connect %s: %v", rawURL, err)
 	}
-	t.Cleanup(func() { conn.Close() })
+	t.Cleanup(func() { tcp.Close(); conn.Close() })
 	if proto != "v4.channel.k8s.io" {
 		t.Fatalf("negotiated protocol %q, want v4.channel.k8s.io", proto)
 	}
-	c := &remoteCmd{t: t, conn: conn, status: make(chan []byte, 1)}
+	c := &remoteCmd{t: t, conn: conn, tcp: tcp, status: make(chan []byte, 1)}
 	open := func(typ string) httpstream.Stream {
 		h := http.Header{}
 		h.Set("streamType", typ)
@@ -344,6 +379,22 @@ func (c *remoteCmd) write(s string) {
 	c.t.Helper()
 	if _, err := c.stdin.Write([]byte(s)); err != nil {
 		c.t.Fatalf("write stdin: %v", err)
+	}
+}
+
+// disconnect leaves as a client can: "TCP drop" closes the TCP
+// connection with no SPDY goodbye, as a killed kubectl does; "SPDY close"
+// resets the streams, sends GOAWAY and closes the connection once the
+// streams are gone, as client-go does when its context is cancelled.
+func (c *remoteCmd) disconnect(how string) {
+	c.t.Helper()
+	switch how {
+	case "TCP drop":
+		c.tcp.Close()
+	case "SPDY close":
+		c.conn.Close()
+	default:
+		c.t.Fatalf("disconnect %q", how)
 	}
 }
 

@@ -35,16 +35,7 @@ func TestExecWebsocket(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := websocket.NewConfig(strings.Replace(resp.Url, "http://", "ws://", 1), "http://127.0.0.1/")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.Protocol = []string{"v4.channel.k8s.io"}
-	ws, err := websocket.DialConfig(cfg)
-	if err != nil {
-		t.Fatalf("websocket to %s: %v", resp.Url, err)
-	}
-	defer ws.Close()
+	ws := wsDial(t, resp.Url)
 	ws.SetDeadline(time.Now().Add(60 * time.Second))
 	if err := websocket.Message.Send(ws, append([]byte{0}, "hi-ws\n"...)); err != nil {
 		t.Fatal(err)
@@ -67,6 +58,37 @@ func TestExecWebsocket(t *testing.T) {
 		len(st.Details.Causes) != 1 || st.Details.Causes[0].Message != "4" {
 		t.Errorf("websocket exec status %q (%v), want exit code 4", channels[3], err)
 	}
+
+	// A websocket client that closes (close frame, then TCP) takes its
+	// process with it.
+	resp, err = e.d.Runtime.Exec(ctxT(t), &runtime.ExecRequest{ContainerId: id, Stdin: true, Stdout: true, Cmd: []string{"sleep", "1099"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws = wsDial(t, resp.Url)
+	if !waitFor(10*time.Second, func() bool { return e.hasProcess(id, "sleep 1099") }) {
+		t.Fatalf("sleep 1099 never ran: %q", e.processes(id))
+	}
+	ws.Close()
+	if !waitFor(10*time.Second, func() bool { return !e.hasProcess(id, "sleep 1099") }) {
+		t.Errorf("sleep 1099 still runs 10s after its websocket client closed: %q", e.processes(id))
+	}
+}
+
+// wsDial opens a v4.channel.k8s.io websocket to a streaming URL.
+func wsDial(t *testing.T, rawURL string) *websocket.Conn {
+	t.Helper()
+	cfg, err := websocket.NewConfig(strings.Replace(rawURL, "http://", "ws://", 1), "http://127.0.0.1/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Protocol = []string{"v4.channel.k8s.io"}
+	ws, err := websocket.DialConfig(cfg)
+	if err != nil {
+		t.Fatalf("websocket to %s: %v", rawURL, err)
+	}
+	t.Cleanup(func() { ws.Close() })
+	return ws
 }
 
 // TestStreamingServerTLS: with [stream] tls_cert and tls_key the URLs are
@@ -97,20 +119,23 @@ func TestStreamingServerTLS(t *testing.T) {
 	pool.AppendCertsFromPEM(certPEM)
 
 	// Not trusted, or plain HTTP: no stream.
-	if conn, _, err := spdyConnect(ctxT(t), execURL(), &tls.Config{RootCAs: x509.NewCertPool()}, "v4.channel.k8s.io"); err == nil {
+	if conn, tcp, _, err := spdyConnect(ctxT(t), execURL(), &tls.Config{RootCAs: x509.NewCertPool()}, "v4.channel.k8s.io"); err == nil {
 		conn.Close()
+		tcp.Close()
 		t.Errorf("a client that does not trust the certificate connected")
 	}
-	if conn, _, err := spdyConnect(ctxT(t), strings.Replace(execURL(), "https://", "http://", 1), nil, "v4.channel.k8s.io"); err == nil {
+	if conn, tcp, _, err := spdyConnect(ctxT(t), strings.Replace(execURL(), "https://", "http://", 1), nil, "v4.channel.k8s.io"); err == nil {
 		conn.Close()
+		tcp.Close()
 		t.Errorf("plain HTTP connected to the TLS streaming server")
 	}
 
-	conn, _, err := spdyConnect(ctxT(t), execURL(), &tls.Config{RootCAs: pool}, "v4.channel.k8s.io")
+	conn, tcp, _, err := spdyConnect(ctxT(t), execURL(), &tls.Config{RootCAs: pool}, "v4.channel.k8s.io")
 	if err != nil {
 		t.Fatalf("TLS client trusting the configured certificate: %v", err)
 	}
 	conn.Close()
+	tcp.Close()
 	// The whole exec, through the helper's client with the CA.
 	c := startRemoteCmdTLS(t, execURL(), &tls.Config{RootCAs: pool}, streamOpts{Stdout: true})
 	if code, msg := c.wait(30 * time.Second); code != 0 || c.stdout.String() != "over-tls\n" {

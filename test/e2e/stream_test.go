@@ -213,7 +213,9 @@ func TestExecStream(t *testing.T) {
 		t.Errorf("echo plain: code %d (%s) stdout %q", code, msg, c.stdout.String())
 	}
 	// A URL is good for one stream only.
-	if _, _, err := spdyConnect(ctxT(t), resp.Url, nil, "v4.channel.k8s.io"); err == nil {
+	if conn, tcp, _, err := spdyConnect(ctxT(t), resp.Url, nil, "v4.channel.k8s.io"); err == nil {
+		conn.Close()
+		tcp.Close()
 		t.Errorf("a used exec URL was accepted again")
 	}
 	// Exec refuses what no stream could carry.
@@ -263,32 +265,40 @@ func TestExecTTYResize(t *testing.T) {
 }
 
 // TestExecClientDisconnectKillsProcess: a process whose client went away
-// does not linger in the container, with or without stdin or a tty.
+// does not linger in the container, with or without stdin or a tty, both
+// when the client's TCP connection drops (a killed kubectl) and when the
+// client closes the SPDY connection (resets its streams, says GOAWAY,
+// closes; what client-go does when its context is cancelled).
 func TestExecClientDisconnectKillsProcess(t *testing.T) {
 	e := newStreamEnv(t, "")
 	id := e.pod("disconnect").run("c", []string{"sleep", "3600"}, nil)
-	for i, o := range []streamOpts{{Stdout: true}, {Stdin: true, Stdout: true, Stderr: true}, {Stdin: true, Stdout: true, TTY: true}} {
-		cmdline := fmt.Sprintf("sleep %d", 1000+i)
-		resp, err := e.d.Runtime.Exec(ctxT(t), &runtime.ExecRequest{
-			ContainerId: id, Stdin: o.Stdin, Stdout: o.Stdout, Stderr: o.Stderr, Tty: o.TTY, Cmd: strings.Fields(cmdline),
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		c := startRemoteCmd(t, resp.Url, o)
-		if !waitFor(10*time.Second, func() bool { return e.hasProcess(id, cmdline) }) {
-			t.Fatalf("%+v: %q never ran: %q", o, cmdline, e.processes(id))
-		}
-		c.conn.Close()
-		if !waitFor(10*time.Second, func() bool { return !e.hasProcess(id, cmdline) }) {
-			t.Errorf("%+v: %q still runs 10s after its client went away: %q", o, cmdline, e.processes(id))
+	n := 0
+	for _, how := range []string{"TCP drop", "SPDY close"} {
+		for _, o := range []streamOpts{{Stdout: true}, {Stdin: true, Stdout: true, Stderr: true}, {Stdin: true, Stdout: true, TTY: true}} {
+			cmdline := fmt.Sprintf("sleep %d", 1000+n)
+			n++
+			resp, err := e.d.Runtime.Exec(ctxT(t), &runtime.ExecRequest{
+				ContainerId: id, Stdin: o.Stdin, Stdout: o.Stdout, Stderr: o.Stderr, Tty: o.TTY, Cmd: strings.Fields(cmdline),
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			c := startRemoteCmd(t, resp.Url, o)
+			if !waitFor(10*time.Second, func() bool { return e.hasProcess(id, cmdline) }) {
+				t.Fatalf("%+v: %q never ran: %q", o, cmdline, e.processes(id))
+			}
+			c.disconnect(how)
+			if !waitFor(10*time.Second, func() bool { return !e.hasProcess(id, cmdline) }) {
+				t.Errorf("%s, %+v: %q still runs 10s after its client went away: %q", how, o, cmdline, e.processes(id))
+			}
 		}
 	}
 }
 
 // TestAttachTTY attaches to a shell started with stdin and a terminal:
-// input reaches it, output comes back, a resize applies, a detach leaves
-// it running, and its exit ends the next attach.
+// input reaches it, output comes back, a resize applies, a detach (either
+// way a client can go) leaves it running and ends the attach inside crid,
+// and its exit ends the last attach.
 func TestAttachTTY(t *testing.T) {
 	e := newStreamEnv(t, "")
 	p := e.pod("attach-tty")
@@ -301,7 +311,6 @@ func TestAttachTTY(t *testing.T) {
 		checkStreamURL(t, resp.Url)
 		return startRemoteCmd(t, resp.Url, streamOpts{Stdin: true, Stdout: true, TTY: true})
 	}
-	sockets := e.shimSockets(id)
 	c := attach()
 	c.write("echo attached-$((6*7))\n")
 	if !c.waitOutput("attached-42", 10*time.Second) {
@@ -311,25 +320,30 @@ func TestAttachTTY(t *testing.T) {
 	if !waitFor(10*time.Second, func() bool { c.write("stty size\n"); return c.waitOutput("30 90\r\n", 500*time.Millisecond) }) {
 		t.Fatalf("resize did not reach the attached terminal: %q", c.stdout.String())
 	}
-	if n := e.shimSockets(id); n <= sockets {
-		t.Fatalf("the shim holds %d sockets while attached, %d before: the count shows no attach", n, sockets)
-	}
-	c.conn.Close()
-	// Detaching ends the attach inside crid too: its connection to the
-	// shim closes.
-	if !waitFor(10*time.Second, func() bool { return e.shimSockets(id) == sockets }) {
-		t.Errorf("10s after detaching, the shim still holds %d sockets (%d before the attach)", e.shimSockets(id), sockets)
-	}
-	st, err := e.d.Runtime.ContainerStatus(ctxT(t), &runtime.ContainerStatusRequest{ContainerId: id})
-	if err != nil || st.Status.State != runtime.ContainerState_CONTAINER_RUNNING {
-		t.Fatalf("after detaching, the container is %v (%v)", st.GetStatus().GetState(), err)
+	c.disconnect("TCP drop")
+
+	for _, how := range []string{"TCP drop", "SPDY close"} {
+		sockets := e.shimSockets(id)
+		c = attach()
+		c.write("echo again-$((7*7))\n")
+		if !c.waitOutput("again-49", 10*time.Second) {
+			t.Fatalf("attach again: no answer: %q", c.stdout.String())
+		}
+		if n := e.shimSockets(id); n <= sockets {
+			t.Fatalf("the shim holds %d sockets while attached, %d before: the count shows no attach", n, sockets)
+		}
+		c.disconnect(how)
+		// The attach ends inside crid too: its connection to the shim closes.
+		if !waitFor(10*time.Second, func() bool { return e.shimSockets(id) == sockets }) {
+			t.Errorf("%s: 10s after detaching, the shim still holds %d sockets (%d before the attach)", how, e.shimSockets(id), sockets)
+		}
+		st, err := e.d.Runtime.ContainerStatus(ctxT(t), &runtime.ContainerStatusRequest{ContainerId: id})
+		if err != nil || st.Status.State != runtime.ContainerState_CONTAINER_RUNNING {
+			t.Fatalf("%s: after detaching, the container is %v (%v)", how, st.GetStatus().GetState(), err)
+		}
 	}
 
 	c = attach()
-	c.write("echo again-$((7*7))\n")
-	if !c.waitOutput("again-49", 10*time.Second) {
-		t.Fatalf("second attach: no answer: %q", c.stdout.String())
-	}
 	c.write("exit 3\n")
 	c.wait(30 * time.Second)
 	if !waitFor(10*time.Second, func() bool {
@@ -406,10 +420,11 @@ func TestPortForward(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkStreamURL(t, resp.Url)
-	conn, proto, err := spdyConnect(ctxT(t), resp.Url, nil, "portforward.k8s.io")
+	conn, tcp, proto, err := spdyConnect(ctxT(t), resp.Url, nil, "portforward.k8s.io")
 	if err != nil || proto != "portforward.k8s.io" {
 		t.Fatalf("connect %s: %v (protocol %q)", resp.Url, err, proto)
 	}
+	defer tcp.Close()
 	defer conn.Close()
 	local := forwardLocal(t, conn, 8080)
 	client := &http.Client{Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true}, Timeout: 30 * time.Second}

@@ -215,3 +215,33 @@ func TestAttachStdinOnce(t *testing.T) {
 		t.Errorf("a client closing its stdin closed the stdin of a container without stdin_once")
 	}
 }
+
+// TestStreamIdleTimeout: with [stream] idle_timeout, a stream with no
+// traffic is closed by the server, and its process does not outlive it;
+// [stream] port fixes the port of the URLs.
+func TestStreamIdleTimeout(t *testing.T) {
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := lis.Addr().(*net.TCPAddr).Port
+	lis.Close()
+	e := newStreamEnv(t, fmt.Sprintf("[stream]\naddress = \"127.0.0.1\"\nport = %d\nidle_timeout = \"1s\"\n", port))
+	id := e.pod("idle").run("c", []string{"sleep", "3600"}, nil)
+	resp, err := e.d.Runtime.Exec(ctxT(t), &runtime.ExecRequest{ContainerId: id, Stdout: true, Cmd: []string{"sleep", "1098"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := fmt.Sprintf("http://127.0.0.1:%d/", port); !strings.HasPrefix(resp.Url, want) {
+		t.Fatalf("Exec URL %q, want it on the configured port: %s...", resp.Url, want)
+	}
+	c := startRemoteCmd(t, resp.Url, streamOpts{Stdout: true})
+	select {
+	case <-c.conn.CloseChan():
+	case <-time.After(30 * time.Second):
+		t.Fatal("an idle exec stream was not closed 30s into a 1s idle timeout")
+	}
+	if !waitFor(10*time.Second, func() bool { return !e.hasProcess(id, "sleep 1098") }) {
+		t.Errorf("sleep 1098 still runs 10s after the server closed its idle stream: %q", e.processes(id))
+	}
+}

@@ -203,6 +203,23 @@ func TestExecStream(t *testing.T) {
 		t.Errorf("stderr %q", got)
 	}
 
+	// 8 MB of random output arrives intact (exec output is never dropped).
+	if r, err := e.execSync(id, 30, "sh", "-c", "head -c 8000000 /dev/urandom > /tmp/rand"); err != nil || r.ExitCode != 0 {
+		t.Fatalf("make /tmp/rand: %v %v", r, err)
+	}
+	resp, err = e.d.Runtime.Exec(ctxT(t), &runtime.ExecRequest{ContainerId: id, Stdout: true, Stderr: true, Cmd: []string{"cat", "/tmp/rand"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c = startRemoteCmd(t, resp.Url, streamOpts{Stdout: true, Stderr: true})
+	if code, msg := c.wait(60 * time.Second); code != 0 {
+		t.Fatalf("cat /tmp/rand: code %d (%s)", code, msg)
+	}
+	r, err := e.execSync(id, 30, "sha256sum", "/tmp/rand")
+	if got := c.stdout.String(); err != nil || len(got) != 8000000 || !strings.HasPrefix(string(r.Stdout), fmt.Sprintf("%x", sha256.Sum256([]byte(got)))) {
+		t.Errorf("8 MB through exec: got %d bytes, sha256 %x; in the container %q (%v)", len(got), sha256.Sum256([]byte(got)), r.GetStdout(), err)
+	}
+
 	// Success, and stdout only.
 	resp, err = e.d.Runtime.Exec(ctxT(t), &runtime.ExecRequest{ContainerId: id, Stdout: true, Cmd: []string{"echo", "plain"}})
 	if err != nil {
@@ -227,6 +244,68 @@ func TestExecStream(t *testing.T) {
 		if _, err := e.d.Runtime.Exec(ctxT(t), req); status.Code(err) != codes.InvalidArgument {
 			t.Errorf("Exec %v: %v, want InvalidArgument", req, err)
 		}
+	}
+}
+
+// TestExecAsContainerUser: execs run as the container's user, which can
+// use the stdio crid gives it (pipes and terminal), and its groups.
+func TestExecAsContainerUser(t *testing.T) {
+	e := newStreamEnv(t, "")
+	id := e.pod("user").run("c", []string{"sleep", "3600"}, func(c *runtime.ContainerConfig) {
+		c.Linux.SecurityContext.RunAsUser = &runtime.Int64Value{Value: 1000}
+		c.Linux.SecurityContext.RunAsGroup = &runtime.Int64Value{Value: 1000}
+		c.Linux.SecurityContext.SupplementalGroups = []int64{2000}
+	})
+	r, err := e.execSync(id, 30, "sh", "-c", "id -u; id -G; echo err >&2")
+	if err != nil || string(r.Stdout) != "1000\n1000 2000\n" || string(r.Stderr) != "err\n" {
+		t.Errorf("ExecSync as user 1000: %q %q %v", r.GetStdout(), r.GetStderr(), err)
+	}
+	for _, o := range []streamOpts{{Stdin: true, Stdout: true, Stderr: true}, {Stdin: true, Stdout: true, TTY: true}} {
+		resp, err := e.d.Runtime.Exec(ctxT(t), &runtime.ExecRequest{
+			ContainerId: id, Stdin: true, Stdout: true, Stderr: o.Stderr, Tty: o.TTY,
+			Cmd: []string{"sh", "-c", "read l; echo uid-$(id -u)-$l"},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := startRemoteCmd(t, resp.Url, o)
+		c.write("in\n")
+		if code, msg := c.wait(30 * time.Second); code != 0 || !strings.Contains(c.stdout.String(), "uid-1000-in") {
+			t.Errorf("exec %+v as user 1000: code %d (%s), stdout %q stderr %q", o, code, msg, c.stdout.String(), c.stderr.String())
+		}
+	}
+}
+
+// TestExecAfterDaemonRestart: containers that outlive crid (a clean stop,
+// then a crash) still take ExecSync, Exec and Attach from the new crid.
+func TestExecAfterDaemonRestart(t *testing.T) {
+	e := newStreamEnv(t, "")
+	p := e.pod("restart")
+	id := p.run("c", []string{"sleep", "3600"}, nil)
+	att := p.run("att", []string{"sh", "-c", "while read l; do echo got:$l; done"}, func(c *runtime.ContainerConfig) { c.Stdin = true })
+	for _, crash := range []bool{false, true} {
+		e.d.Restart(crash)
+		if r, err := e.execSync(id, 30, "echo", "still"); err != nil || string(r.Stdout) != "still\n" {
+			t.Fatalf("ExecSync after restart (crash %v): %v %v", crash, r, err)
+		}
+		resp, err := e.d.Runtime.Exec(ctxT(t), &runtime.ExecRequest{ContainerId: id, Stdout: true, Cmd: []string{"echo", "streamed"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkStreamURL(t, resp.Url)
+		c := startRemoteCmd(t, resp.Url, streamOpts{Stdout: true})
+		if code, msg := c.wait(30 * time.Second); code != 0 || c.stdout.String() != "streamed\n" {
+			t.Errorf("Exec after restart (crash %v): code %d (%s) stdout %q", crash, code, msg, c.stdout.String())
+		}
+		aresp, err := e.d.Runtime.Attach(ctxT(t), &runtime.AttachRequest{ContainerId: att, Stdin: true, Stdout: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		a := startRemoteCmd(t, aresp.Url, streamOpts{Stdin: true, Stdout: true})
+		if !waitFor(10*time.Second, func() bool { a.write("x\n"); return a.waitOutput("got:x\n", 300*time.Millisecond) }) {
+			t.Errorf("Attach after restart (crash %v): %q", crash, a.stdout.String())
+		}
+		a.disconnect("TCP drop")
 	}
 }
 

@@ -349,7 +349,7 @@ func TestExecClientDisconnectKillsProcess(t *testing.T) {
 	id := e.pod("disconnect").run("c", []string{"sleep", "3600"}, nil)
 	n := 0
 	for _, how := range []string{"TCP drop", "SPDY close"} {
-		for _, o := range []streamOpts{{Stdout: true}, {Stdin: true, Stdout: true, Stderr: true}, {Stdin: true, Stdout: true, TTY: true}} {
+		for _, o := range []streamOpts{{Stdout: true}, {Stdin: true, Stdout: true, Stderr: true}, {Stdin: true, Stdout: true, TTY: true}, {Stdin: true}} {
 			cmdline := fmt.Sprintf("sleep %d", 1000+n)
 			n++
 			resp, err := e.d.Runtime.Exec(ctxT(t), &runtime.ExecRequest{

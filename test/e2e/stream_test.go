@@ -386,6 +386,7 @@ func TestAttachTTY(t *testing.T) {
 		checkStreamURL(t, resp.Url)
 		return startRemoteCmd(t, resp.Url, streamOpts{Stdin: true, Stdout: true, TTY: true})
 	}
+	sockets := e.shimSockets(id)
 	c := attach()
 	c.write("echo attached-$((6*7))\n")
 	if !c.waitOutput("attached-42", 10*time.Second) {
@@ -396,9 +397,11 @@ func TestAttachTTY(t *testing.T) {
 		t.Fatalf("resize did not reach the attached terminal: %q", c.stdout.String())
 	}
 	c.disconnect("TCP drop")
+	if !waitFor(10*time.Second, func() bool { return e.shimSockets(id) == sockets }) {
+		t.Fatalf("10s after detaching, the shim still holds %d sockets (%d before the attach)", e.shimSockets(id), sockets)
+	}
 
 	for _, how := range []string{"TCP drop", "SPDY close"} {
-		sockets := e.shimSockets(id)
 		c = attach()
 		c.write("echo again-$((7*7))\n")
 		if !c.waitOutput("again-49", 10*time.Second) {

@@ -47,15 +47,21 @@ func TestContainerLogPath(t *testing.T) {
 	}
 }
 
-func TestCappedBuffersShareRoom(t *testing.T) {
-	room := 10
-	out, errOut := &cappedBuffer{room: &room}, &cappedBuffer{room: &room}
-	out.Write([]byte("123456"))
-	errOut.Write([]byte("abcdef"))
-	if n, _ := out.Write([]byte("xyz")); n != 3 {
-		t.Errorf("a full buffer must still accept (and drop) writes: %d", n)
+func TestFitOutput(t *testing.T) {
+	b := func(n int) []byte { return make([]byte, n) }
+	for _, tc := range []struct{ out, err, max, wantOut, wantErr int }{
+		{3, 4, 10, 3, 4},
+		{20, 2, 10, 8, 2},  // a short stderr survives a flood on stdout
+		{2, 20, 10, 2, 8},  // and the other way round
+		{20, 20, 10, 5, 5}, // both too long: half each
+	} {
+		o, e := fitOutput(b(tc.out), b(tc.err), tc.max)
+		if len(o) != tc.wantOut || len(e) != tc.wantErr {
+			t.Errorf("fitOutput(%d, %d, %d) = %d, %d; want %d, %d", tc.out, tc.err, tc.max, len(o), len(e), tc.wantOut, tc.wantErr)
+		}
 	}
-	if string(out.b) != "123456" || string(errOut.b) != "abcd" || room != 0 {
-		t.Errorf("out %q err %q room %d", out.b, errOut.b, room)
+	c := &cappedBuffer{max: 4}
+	if n, _ := c.Write([]byte("123456")); n != 6 || string(c.b) != "1234" {
+		t.Errorf("capped buffer kept %q (wrote %d)", c.b, n)
 	}
 }

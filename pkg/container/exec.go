@@ -13,8 +13,8 @@ import (
 
 // MaxExecSyncOutput caps ExecSync's stdout and stderr together: kubelet
 // (cri-client) takes responses of at most 16 MiB, so both streams share
-// that less room for the rest of the message. What does not fit is read and
-// dropped, so the command never blocks on it.
+// that, less room for the rest of the message. What does not fit is read
+// and dropped, so the command never blocks on it.
 const MaxExecSyncOutput = 16<<20 - 64<<10
 
 // Exec runs cmd in a running container with the given streams and
@@ -44,8 +44,7 @@ func (m *Manager) ExecSync(ctx context.Context, idOrPrefix string, cmd []string,
 		ctx, cancel = context.WithTimeout(ctx, timeout)
 		defer cancel()
 	}
-	room := MaxExecSyncOutput
-	out, errOut := &cappedBuffer{room: &room}, &cappedBuffer{room: &room}
+	out, errOut := &cappedBuffer{max: MaxExecSyncOutput}, &cappedBuffer{max: MaxExecSyncOutput}
 	code, err = m.Exec(ctx, idOrPrefix, cmd, false, shim.StreamIO{Stdout: out, Stderr: errOut})
 	if err != nil {
 		if errors.Is(err, context.DeadlineExceeded) && timeout > 0 {
@@ -53,7 +52,26 @@ func (m *Manager) ExecSync(ctx context.Context, idOrPrefix string, cmd []string,
 		}
 		return nil, nil, 0, err
 	}
-	return out.b, errOut.b, code, nil
+	stdout, stderr = fitOutput(out.b, errOut.b, MaxExecSyncOutput)
+	return stdout, stderr, code, nil
+}
+
+// fitOutput cuts stdout and stderr to max bytes together. A stream that
+// fits in half keeps all of it (a probe's short error message survives a
+// flood on the other stream); otherwise each gets half.
+func fitOutput(out, errOut []byte, max int) ([]byte, []byte) {
+	if len(out)+len(errOut) <= max {
+		return out, errOut
+	}
+	half := max / 2
+	switch {
+	case len(errOut) <= half:
+		return out[:max-len(errOut)], errOut
+	case len(out) <= half:
+		return out, errOut[:max-len(out)]
+	default:
+		return out[:half], errOut[:max-half]
+	}
 }
 
 // Attach connects streams to a running container's stdio until it exits
@@ -88,18 +106,15 @@ func (m *Manager) streamError(c *store.Container, what string, err error) error 
 	return fmt.Errorf("%s container %s: %w", what, c.ID, err)
 }
 
-// cappedBuffer keeps what fits in a room shared with other buffers and
-// drops the rest. The shim client writes stdout and stderr from one
-// goroutine, so the shared counter needs no lock.
+// cappedBuffer keeps the first max bytes written and drops the rest.
 type cappedBuffer struct {
-	b    []byte
-	room *int
+	b   []byte
+	max int
 }
 
 func (c *cappedBuffer) Write(p []byte) (int, error) {
-	if n := min(*c.room, len(p)); n > 0 {
-		c.b = append(c.b, p[:n]...)
-		*c.room -= n
+	if room := c.max - len(c.b); room > 0 {
+		c.b = append(c.b, p[:min(room, len(p))]...)
 	}
 	return len(p), nil
 }

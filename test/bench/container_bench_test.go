@@ -18,14 +18,9 @@ import (
 
 const benchContainers = 20
 
-// BenchmarkContainer reports, over 20 busybox `sleep 3600` containers in
-// one pod, CreateContainer+StartContainer and StopContainer+RemoveContainer
-// latency and the shim's memory per running container, beside the floor
-// measured in the same run: runc create+start and delete -f (and, as
-// delete -f polls, kill+wait+delete), done directly, of the bundle crid
-// wrote (its config.json on a fresh overlay of the same image, own cgroup,
-// private runc --root).
-func BenchmarkContainer(b *testing.B) {
+// busyboxDaemon is a crid with a CNI network that has pulled the busybox
+// test image from a local registry; it returns the image's reference.
+func busyboxDaemon(b *testing.B) (*framework.Daemon, string) {
 	img, err := testimage.Busybox()
 	if err != nil {
 		b.Fatal(err)
@@ -34,11 +29,22 @@ func BenchmarkContainer(b *testing.B) {
 	reg.Push(b, "crid-test/busybox", img, "latest")
 	n := framework.NewNetwork(b, "")
 	d := framework.Start(b, framework.Options{CNIConfDir: n.ConfDir})
-	ctx := context.Background()
 	ref := reg.Host + "/crid-test/busybox:latest"
-	if _, err := d.Image.PullImage(ctx, &runtime.PullImageRequest{Image: &runtime.ImageSpec{Image: ref}}); err != nil {
+	if _, err := d.Image.PullImage(context.Background(), &runtime.PullImageRequest{Image: &runtime.ImageSpec{Image: ref}}); err != nil {
 		b.Fatal(err)
 	}
+	return d, ref
+}
+
+// BenchmarkContainer reports, over 20 busybox `sleep 3600` containers in
+// one pod, CreateContainer+StartContainer and StopContainer+RemoveContainer
+// latency and the shim's memory per running container, beside the floor
+// measured in the same run: runc create+start and delete -f (and, as
+// delete -f polls, kill+wait+delete), done directly, of the bundle crid
+// wrote (its config.json on a fresh overlay of the same image, own cgroup,
+// private runc --root).
+func BenchmarkContainer(b *testing.B) {
+	d, ref := busyboxDaemon(b)
 	lower := snapshotDirs(b, d, ref)
 
 	pods := &benchPod{d: d, live: map[string]bool{}}

@@ -8,9 +8,6 @@ import (
 	"time"
 
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
-
-	"github.com/crid-dev/crid/hack/testimage"
-	"github.com/crid-dev/crid/test/framework"
 )
 
 const benchExecs = 50
@@ -21,19 +18,8 @@ const benchExecs = 50
 // true`, done directly. The two alternate call by call, so that both see
 // the same machine.
 func BenchmarkExecSync(b *testing.B) {
-	img, err := testimage.Busybox()
-	if err != nil {
-		b.Fatal(err)
-	}
-	reg := framework.StartRegistry(b, "", "")
-	reg.Push(b, "crid-test/busybox", img, "latest")
-	n := framework.NewNetwork(b, "")
-	d := framework.Start(b, framework.Options{CNIConfDir: n.ConfDir})
+	d, ref := busyboxDaemon(b)
 	ctx := context.Background()
-	ref := reg.Host + "/crid-test/busybox:latest"
-	if _, err := d.Image.PullImage(ctx, &runtime.PullImageRequest{Image: &runtime.ImageSpec{Image: ref}}); err != nil {
-		b.Fatal(err)
-	}
 	pods := &benchPod{d: d, live: map[string]bool{}}
 	pods.run(b, ref)
 	b.Cleanup(pods.cleanup) // runs before the daemon stops

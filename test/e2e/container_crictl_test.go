@@ -13,26 +13,6 @@ import (
 	"time"
 )
 
-// crictlRunner runs crictl against d's socket and returns its stdout.
-func crictlRunner(t *testing.T, socket string) func(args ...string) string {
-	bin := crictlBin(t)
-	return func(args ...string) string {
-		t.Helper()
-		full := append([]string{"--runtime-endpoint", "unix://" + socket, "--image-endpoint", "unix://" + socket, "--timeout", "60s"}, args...)
-		cmd := exec.Command(bin, full...)
-		cmd.Env = append(os.Environ(), "CRI_CONFIG_FILE=/dev/null")
-		out, err := cmd.Output()
-		if err != nil {
-			stderr := ""
-			if ee, ok := err.(*exec.ExitError); ok {
-				stderr = string(ee.Stderr)
-			}
-			t.Fatalf("crictl %v: %v\n%s%s", args, err, out, stderr)
-		}
-		return strings.TrimSpace(string(out))
-	}
-}
-
 // TestCrictlContainerLifecycle drives containers with crictl as an
 // operator would: pull, create, start, ps, inspect, logs, update, stats,
 // stop, rm.

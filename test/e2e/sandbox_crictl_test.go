@@ -27,6 +27,32 @@ func crictlBin(t *testing.T) string {
 	return p
 }
 
+// crictlCommand is crictl talking to the crid on socket, with no config file.
+func crictlCommand(t *testing.T, socket string, args ...string) *exec.Cmd {
+	t.Helper()
+	full := append([]string{"--runtime-endpoint", "unix://" + socket, "--image-endpoint", "unix://" + socket, "--timeout", "60s"}, args...)
+	cmd := exec.Command(crictlBin(t), full...)
+	cmd.Env = append(os.Environ(), "CRI_CONFIG_FILE=/dev/null")
+	return cmd
+}
+
+// crictlRunner runs crictl against the crid on socket and returns its
+// stdout, failing the test (with crictl's stderr) if it fails.
+func crictlRunner(t *testing.T, socket string) func(args ...string) string {
+	return func(args ...string) string {
+		t.Helper()
+		out, err := crictlCommand(t, socket, args...).Output()
+		if err != nil {
+			stderr := ""
+			if ee, ok := err.(*exec.ExitError); ok {
+				stderr = string(ee.Stderr)
+			}
+			t.Fatalf("crictl %v: %v\n%s%s", args, err, out, stderr)
+		}
+		return strings.TrimSpace(string(out))
+	}
+}
+
 // TestCrictlPodLifecycle drives crid with crictl, as an operator would:
 // runp, pods (with filters), inspectp, stopp, rmp.
 func TestCrictlPodLifecycle(t *testing.T) {
@@ -40,21 +66,7 @@ func TestCrictlPodLifecycle(t *testing.T) {
 	if err := os.WriteFile(cfgPath, []byte(cfgJSON), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	crictl := func(args ...string) string {
-		t.Helper()
-		full := append([]string{"--runtime-endpoint", "unix://" + d.Socket, "--image-endpoint", "unix://" + d.Socket, "--timeout", "30s"}, args...)
-		cmd := exec.Command(bin, full...)
-		cmd.Env = append(os.Environ(), "CRI_CONFIG_FILE=/dev/null")
-		out, err := cmd.Output()
-		if err != nil {
-			stderr := ""
-			if ee, ok := err.(*exec.ExitError); ok {
-				stderr = string(ee.Stderr)
-			}
-			t.Fatalf("crictl %v: %v\n%s%s", args, err, out, stderr)
-		}
-		return strings.TrimSpace(string(out))
-	}
+	crictl := crictlRunner(t, d.Socket)
 	id := crictl("runp", cfgPath)
 	t.Cleanup(func() { exec.Command(bin, "--runtime-endpoint", "unix://"+d.Socket, "rmp", "-f", id).Run() })
 	if len(id) != 64 {

@@ -23,10 +23,7 @@ import (
 // crictlCmd is crictl talking to e's crid, with no config file.
 func crictlCmd(t *testing.T, e *streamEnv, args ...string) *exec.Cmd {
 	t.Helper()
-	full := append([]string{"--runtime-endpoint", "unix://" + e.d.Socket, "--image-endpoint", "unix://" + e.d.Socket, "--timeout", "60s"}, args...)
-	cmd := exec.Command(crictlBin(t), full...)
-	cmd.Env = append(os.Environ(), "CRI_CONFIG_FILE=/dev/null")
-	return cmd
+	return crictlCommand(t, e.d.Socket, args...)
 }
 
 // crictlTransports are the streaming transports to drive crictl with.

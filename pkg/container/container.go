@@ -112,10 +112,15 @@ func (m *Manager) put(c *store.Container) error {
 	return nil
 }
 
-// Resolve finds a container by id or unique id prefix.
+// Resolve finds a container by id or unique id prefix. An exact id also
+// finds a container still being created (whose lock its creator holds), so
+// that stopping or removing it waits for the create to end.
 func (m *Manager) Resolve(idOrPrefix string) (*store.Container, error) {
 	if idOrPrefix == "" {
 		return nil, fmt.Errorf("container id is required: %w", errdefs.ErrInvalidArgument)
+	}
+	if c, err := m.Get(idOrPrefix); err == nil {
+		return c, nil
 	}
 	all, err := m.List()
 	if err != nil {

@@ -56,6 +56,10 @@ func (m *Manager) Create(ctx context.Context, sandboxID string, cfg *runtime.Con
 	if err != nil {
 		return "", fmt.Errorf("container %q image config: %w", cfg.Metadata.Name, err)
 	}
+	vols, err := m.resolveImageVolumes(cfg)
+	if err != nil {
+		return "", err
+	}
 	sig, err := stopSignal(cfg.GetStopSignal(), imgCfg.Config.StopSignal)
 	if err != nil {
 		return "", err
@@ -74,6 +78,10 @@ func (m *Manager) Create(ctx context.Context, sandboxID string, cfg *runtime.Con
 		CreatedAt: time.Now().UTC(), Labels: cfg.Labels, Annotations: cfg.Annotations, LogPath: logPath,
 		Config: raw, RuntimeHandler: sb.RuntimeHandler, ChainIDs: img.ChainIDs, StopSignal: sig,
 	}
+	for _, v := range vols {
+		// Kept on disk while the container exists, like its own image's.
+		c.ChainIDs = append(c.ChainIDs, v.image.ChainIDs...)
+	}
 	release, err := m.reserveName(c)
 	if err != nil {
 		return "", err
@@ -86,7 +94,7 @@ func (m *Manager) Create(ctx context.Context, sandboxID string, cfg *runtime.Con
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), createTimeout)
 	defer cancel()
-	if err := m.create(ctx, c, sb, pod, cfg, imgCfg.Config, rt); err != nil {
+	if err := m.create(ctx, c, sb, pod, cfg, imgCfg.Config, rt, vols); err != nil {
 		if rerr := m.rollback(c); rerr != nil {
 			m.log.Error("rolling back a failed create", "container", c.ID, "error", rerr)
 		}
@@ -97,7 +105,7 @@ func (m *Manager) Create(ctx context.Context, sandboxID string, cfg *runtime.Con
 }
 
 // create does Create's work; c is recorded as creating.
-func (m *Manager) create(ctx context.Context, c *store.Container, sb *store.Sandbox, pod *runtime.PodSandboxConfig, cfg *runtime.ContainerConfig, imgCfg ocispec.ImageConfig, rt Runtime) error {
+func (m *Manager) create(ctx context.Context, c *store.Container, sb *store.Sandbox, pod *runtime.PodSandboxConfig, cfg *runtime.ContainerConfig, imgCfg ocispec.ImageConfig, rt Runtime, vols []imageVolume) error {
 	info, err := m.sandboxInfo(sb, pod)
 	if err != nil {
 		return err
@@ -107,8 +115,12 @@ func (m *Manager) create(ctx context.Context, c *store.Container, sb *store.Sand
 	if err := m.mountRootfs(c, rootfs); err != nil {
 		return err
 	}
+	specCfg, err := m.mountImageVolumes(bundle, cfg, vols)
+	if err != nil {
+		return err
+	}
 	req := &oci.Request{
-		ID: c.ID, Config: cfg, Sandbox: info,
+		ID: c.ID, Config: specCfg, Sandbox: info,
 		Image: oci.ImageInput{Config: imgCfg, Rootfs: rootfs, Name: cfg.GetImage().GetUserSpecifiedImage()},
 	}
 	if t := cfg.GetLinux().GetSecurityContext().GetNamespaceOptions().GetTargetId(); t != "" {
@@ -168,6 +180,11 @@ func (m *Manager) create(ctx context.Context, c *store.Container, sb *store.Sand
 		return explainRuntimeError(rt, err)
 	}
 	c.Pid, c.State = pid, store.StateCreated
+	// A pod stopped or removed meanwhile did not see this container (it
+	// was not recorded yet when the pod listed its containers): undo it.
+	if now, err := m.sandboxes.Resolve(sb.ID); err != nil || now.State != store.StateReady {
+		return fmt.Errorf("pod sandbox %s was stopped or removed during the create: %w", sb.ID, errdefs.ErrFailedPrecondition)
+	}
 	if err := m.put(c); err != nil {
 		return err
 	}

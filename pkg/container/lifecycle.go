@@ -41,7 +41,11 @@ func (m *Manager) Start(ctx context.Context, idOrPrefix string) error {
 		return fmt.Errorf("container %s is %s, not created: %w", c.ID, c.State, errdefs.ErrFailedPrecondition)
 	}
 	startedAt := time.Now().UTC()
-	if _, err := shim.Call(ctx, m.Bundle(c.ID), &shim.Request{Op: shim.OpStart}); err != nil {
+	// Not cancelled with the call: a start the runtime carries out must be
+	// recorded, or the container would run while reported as created.
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), createTimeout)
+	defer cancel()
+	if _, err := shim.Call(sctx, m.Bundle(c.ID), &shim.Request{Op: shim.OpStart}); err != nil {
 		return fmt.Errorf("start container %s: %w", c.ID, err)
 	}
 	c.State, c.StartedAt = store.StateRunning, startedAt
@@ -176,10 +180,20 @@ func (m *Manager) destroy(c *store.Container) error {
 	bundle := m.Bundle(c.ID)
 	ctx, cancel := context.WithTimeout(context.Background(), killWait)
 	defer cancel()
-	if resp, err := shim.Call(ctx, bundle, &shim.Request{Op: shim.OpState}); err == nil && resp.State != "exited" {
+	sctx, scancel := context.WithTimeout(ctx, 5*time.Second)
+	resp, err := shim.Call(sctx, bundle, &shim.Request{Op: shim.OpState})
+	scancel()
+	switch {
+	case err == nil && resp.State != "exited":
 		shim.Call(ctx, bundle, &shim.Request{Op: shim.OpKill, Signal: int(unix.SIGKILL), All: true})
 		shim.Call(ctx, bundle, &shim.Request{Op: shim.OpWait})
+	case err != nil && isShimOf(c.ShimPid, c.ID):
+		// A shim that does not answer is stuck in the runtime's create:
+		// end it with everything it started (its own process group).
+		m.log.Warn("killing a container shim that does not answer", "container", c.ID, "pid", c.ShimPid, "error", err)
+		unix.Kill(-c.ShimPid, unix.SIGKILL)
 	}
+	waitShimGone(c.ShimPid, c.ID, shimExitWait)
 	if rt, err := m.runtimeFor(c.RuntimeHandler); err == nil {
 		// Without a shim (it died, or never got going) the runtime may
 		// still hold the container.
@@ -190,9 +204,11 @@ func (m *Manager) destroy(c *store.Container) error {
 			}
 		}
 	}
-	waitShimGone(c.ShimPid, c.ID, shimExitWait)
 	var errs []error
 	if err := unmountRootfs(filepath.Join(bundle, "rootfs")); err != nil {
+		errs = append(errs, err)
+	}
+	if err := unmountImageVolumes(bundle); err != nil {
 		errs = append(errs, err)
 	}
 	for _, d := range []string{bundle, m.layerDir(c.ID)} {
@@ -216,17 +232,42 @@ func (m *Manager) watch(id string) {
 	m.exitChan(id)
 	go func() {
 		bundle := m.Bundle(id)
-		var exit *shim.Exit
-		resp, err := shim.Call(context.Background(), bundle, &shim.Request{Op: shim.OpWait})
-		if err == nil && resp.Exit != nil {
-			exit = resp.Exit
-		} else if e, rerr := shim.ReadExit(bundle); rerr == nil {
-			exit = e
-		} else {
-			exit = m.shimLost(id, err)
+		for backoff := 100 * time.Millisecond; ; backoff = min(2*backoff, 5*time.Second) {
+			resp, err := shim.Call(context.Background(), bundle, &shim.Request{Op: shim.OpWait})
+			if err == nil && resp.Exit != nil {
+				m.recordExit(id, resp.Exit)
+				return
+			}
+			if e, rerr := shim.ReadExit(bundle); rerr == nil {
+				m.recordExit(id, e)
+				return
+			}
+			if !m.shimAlive(id) {
+				m.recordExit(id, m.shimLost(id, err))
+				return
+			}
+			// The shim lives: a passing failure (fds, memory) must not
+			// cost its container.
+			m.log.Warn("waiting on a container's shim failed; retrying", "container", id, "error", err)
+			time.Sleep(backoff)
 		}
-		m.recordExit(id, exit)
 	}()
+}
+
+// shimAlive tells whether the shim recorded for container id still runs.
+func (m *Manager) shimAlive(id string) bool {
+	c, err := m.Get(id)
+	if err != nil || c.ShimPid <= 0 {
+		return false
+	}
+	return isShimOf(c.ShimPid, id)
+}
+
+// isShimOf tells whether pid is a live shim (not a zombie, not a reused
+// pid) of container id.
+func isShimOf(pid int, id string) bool {
+	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	return err == nil && strings.Contains(string(cmdline), "\x00"+id)
 }
 
 // shimLost handles a shim that vanished without recording the exit: the
@@ -315,12 +356,7 @@ func waitShimGone(pid int, id string, limit time.Duration) {
 		return
 	}
 	deadline := time.Now().Add(limit)
-	for time.Now().Before(deadline) {
-		cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-		// Gone, a zombie (empty command line) or another process.
-		if err != nil || !strings.Contains(string(cmdline), "\x00"+id) {
-			return
-		}
+	for time.Now().Before(deadline) && isShimOf(pid, id) {
 		time.Sleep(2 * time.Millisecond)
 	}
 }

@@ -69,6 +69,11 @@ func (m *Manager) reattach(ctx context.Context, c *store.Container) {
 			m.recordExit(c.ID, e)
 			return
 		}
+		if isShimOf(c.ShimPid, c.ID) {
+			// Alive but not answering yet: the watcher keeps trying.
+			m.watch(c.ID)
+			return
+		}
 		m.recordExit(c.ID, m.shimLost(c.ID, err))
 	}
 }

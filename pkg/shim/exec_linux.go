@@ -26,7 +26,7 @@ func reply(conn net.Conn, r *Response) { json.NewEncoder(conn).Encode(r) }
 
 // running refuses streams into a container that is not running.
 func (s *shim) running() *Response {
-	if s.exited() != nil {
+	if s.exited() != nil || s.initExited.Load() {
 		return &Response{Error: "container is not running (it has exited)", Code: CodeNotRunning}
 	}
 	s.mu.Lock()
@@ -82,8 +82,13 @@ func (s *shim) exec(conn net.Conn, in io.Reader, req *ExecRequest) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	if err := s.runc.Exec(ctx, s.opts.ID, proc, opts); err != nil {
-		reply(conn, &Response{Error: "exec: " + runtimeError(filepath.Join(s.opts.Bundle, runcLog), err)})
+	started := time.Now()
+	if err := s.runtime("exec", func() error { return s.runc.Exec(ctx, s.opts.ID, proc, opts) }); err != nil {
+		code := ErrCode("")
+		if s.initExited.Load() {
+			code = CodeNotRunning
+		}
+		reply(conn, &Response{Error: err.Error(), Code: code})
 		return
 	}
 	var con console.Console
@@ -100,7 +105,7 @@ func (s *shim) exec(conn net.Conn, in io.Reader, req *ExecRequest) {
 		reply(conn, &Response{Error: fmt.Sprintf("exec: read pid: %v %v", err, perr)})
 		return
 	}
-	exitCh := s.reaper.subscribe(pid)
+	exitCh := s.reaper.subscribe(pid, started)
 	reply(conn, &Response{Pid: pid})
 
 	fw := &frameWriter{w: conn}

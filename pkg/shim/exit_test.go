@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	runc "github.com/containerd/go-runc"
 )
 
 func TestExitRecordRoundTrip(t *testing.T) {
@@ -39,5 +41,25 @@ func TestOOMKilledCounters(t *testing.T) {
 	}
 	if n := counter(filepath.Join(dir, "missing"), "oom_kill"); n != 0 {
 		t.Errorf("missing file: %d", n)
+	}
+}
+
+func TestReaperDropsStaleUnclaimedExits(t *testing.T) {
+	r := &reaper{subs: map[int]chan runc.Exit{}, unclaimed: map[int]runc.Exit{}}
+	old := time.Now().Add(-time.Minute)
+	r.dispatch(runc.Exit{Pid: 42, Status: 3, Timestamp: old})
+	ch := r.subscribe(42, time.Now().Add(-time.Second))
+	select {
+	case e := <-ch:
+		t.Fatalf("an exit from before the process started was handed out: %+v", e)
+	default:
+	}
+	r.dispatch(runc.Exit{Pid: 42, Status: 7, Timestamp: time.Now()})
+	if e := <-ch; e.Status != 7 {
+		t.Fatalf("exit status %d, want 7", e.Status)
+	}
+	r.dispatch(runc.Exit{Pid: 43, Status: 1, Timestamp: time.Now()})
+	if e := <-r.subscribe(43, time.Now().Add(-time.Second)); e.Status != 1 {
+		t.Fatalf("a fresh unclaimed exit was lost: %+v", e)
 	}
 }

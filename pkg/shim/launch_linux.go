@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -117,14 +118,18 @@ func tail(path string) string {
 	return string(data)
 }
 
-// runtimeError is the runtime's own last error message from its JSON log,
-// which says why (go-runc's error only has the exit status).
-func runtimeError(logPath string, err error) string {
+// runtimeError is the runtime's own last error message logged to its JSON
+// log from offset from on (during the failed call), which says why;
+// go-runc's error only has the exit status.
+func runtimeError(logPath string, from int64, err error) string {
 	f, ferr := os.Open(logPath)
 	if ferr != nil {
 		return err.Error()
 	}
 	defer f.Close()
+	if _, serr := f.Seek(from, io.SeekStart); serr != nil {
+		return err.Error()
+	}
 	var last string
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 64*1024), 1<<20)

@@ -75,24 +75,29 @@ func (r *reaper) dispatch(e runc.Exit) {
 	r.unclaimed[e.Pid] = e
 }
 
-// subscribe returns a channel that receives pid's exit, also one that was
-// reaped before the call. Callers hold r.mu when pid was just started.
-func (r *reaper) subscribeLocked(pid int) chan runc.Exit {
+// subscribeLocked returns a channel that receives pid's exit, also one
+// reaped before the call but not before since (an older exit is of an
+// earlier process that had the same pid). Callers hold r.mu.
+func (r *reaper) subscribeLocked(pid int, since time.Time) chan runc.Exit {
 	ch := make(chan runc.Exit, 1)
 	if e, ok := r.unclaimed[pid]; ok {
 		delete(r.unclaimed, pid)
-		ch <- e
-		close(ch)
-		return ch
+		if !e.Timestamp.Before(since) {
+			ch <- e
+			close(ch)
+			return ch
+		}
 	}
 	r.subs[pid] = ch
 	return ch
 }
 
-func (r *reaper) subscribe(pid int) chan runc.Exit {
+// subscribe is subscribeLocked for a process started at or after since by
+// someone else (the runtime), which made it the shim's child.
+func (r *reaper) subscribe(pid int, since time.Time) chan runc.Exit {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.subscribeLocked(pid)
+	return r.subscribeLocked(pid, since)
 }
 
 // Start starts c, holding the lock so that its exit cannot be dispatched
@@ -100,10 +105,11 @@ func (r *reaper) subscribe(pid int) chan runc.Exit {
 func (r *reaper) Start(c *exec.Cmd) (chan runc.Exit, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	since := time.Now() // an unclaimed exit of this pid is an older process's
 	if err := c.Start(); err != nil {
 		return nil, err
 	}
-	return r.subscribeLocked(c.Process.Pid), nil
+	return r.subscribeLocked(c.Process.Pid, since), nil
 }
 
 // StartLocked is Start: the shim sets no parent-death signal.

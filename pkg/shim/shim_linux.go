@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/containerd/console"
@@ -45,6 +46,8 @@ type shim struct {
 	outputs  []io.Closer    // read ends of the output, closed after the drain timeout
 	copying  sync.WaitGroup // output copiers
 	handlers sync.WaitGroup // control connections being answered
+
+	initExited atomic.Bool // the init has exited (its exit may not be recorded yet)
 
 	attachMu  sync.Mutex
 	attached  map[*attachClient]bool
@@ -80,6 +83,8 @@ func Main(args []string) int {
 		return 1
 	}
 	signal.Ignore(unix.SIGHUP, unix.SIGINT, unix.SIGTERM, unix.SIGPIPE)
+	// The control socket lets its users exec in the container: root only.
+	unix.Umask(0o077)
 	s := &shim{opts: *opts, log: log, reaper: newReaper(), done: make(chan struct{})}
 	runc.Monitor = s.reaper
 	s.runc = &runc.Runc{
@@ -91,19 +96,21 @@ func Main(args []string) int {
 		report(ready, 0, err)
 		return 1
 	}
+	created := time.Now()
 	if err := s.create(); err != nil {
 		l.Close()
 		os.Remove(filepath.Join(opts.Bundle, SocketName))
 		report(ready, 0, err)
 		return 1
 	}
-	exitCh := s.reaper.subscribe(s.pid)
+	exitCh := s.reaper.subscribe(s.pid, created)
 	go s.serve(l)
 	report(ready, s.pid, nil)
 	// The shim lives as long as its container, mostly idle: hand back what
 	// start-up allocated (the memory is paid once per container).
 	debug.FreeOSMemory()
 	e := <-exitCh
+	s.initExited.Store(true)
 	s.finish(e)
 	l.Close()
 	os.Remove(filepath.Join(opts.Bundle, SocketName))
@@ -173,12 +180,14 @@ func (s *shim) create() error {
 		}
 		copts.IO = pio
 	}
-	if err := s.runc.Create(ctx, s.opts.ID, s.opts.Bundle, copts); err != nil {
+	if err := s.runtime(filepath.Base(s.opts.Runtime)+" create", func() error {
+		return s.runc.Create(ctx, s.opts.ID, s.opts.Bundle, copts)
+	}); err != nil {
 		if pio != nil {
 			pio.Close()
 		}
 		s.runc.Delete(ctx, s.opts.ID, &runc.DeleteOpts{Force: true})
-		return fmt.Errorf("%s create: %s", filepath.Base(s.opts.Runtime), runtimeError(filepath.Join(s.opts.Bundle, runcLog), err))
+		return err
 	}
 	if s.opts.Tty {
 		con, err := sock.ReceiveMaster()
@@ -207,6 +216,20 @@ func (s *shim) create() error {
 		return fmt.Errorf("init pid %q: %w", data, err)
 	}
 	s.cgroups = sysinfo.ProcCgroups(s.pid)
+	return nil
+}
+
+// runtime runs one call of the OCI runtime; a failure carries the
+// runtime's own message, logged during that call, that says why.
+func (s *shim) runtime(what string, call func() error) error {
+	log := filepath.Join(s.opts.Bundle, runcLog)
+	var from int64
+	if st, err := os.Stat(log); err == nil {
+		from = st.Size()
+	}
+	if err := call(); err != nil {
+		return fmt.Errorf("%s: %s", what, runtimeError(log, from, err))
+	}
 	return nil
 }
 
@@ -317,6 +340,10 @@ func (s *shim) do(req *Request) *Response {
 		}
 		return &Response{Error: "container has exited", Code: CodeNotRunning, Exit: e}
 	}
+	if s.initExited.Load() && req.Op != OpState && req.Op != OpReopen {
+		// Exited; the exit is being recorded.
+		return &Response{Error: "container has exited", Code: CodeNotRunning}
+	}
 	switch req.Op {
 	case OpState:
 		s.mu.Lock()
@@ -327,27 +354,29 @@ func (s *shim) do(req *Request) *Response {
 		return &Response{Pid: s.pid, State: "created"}
 	case OpStart:
 		startedAt := time.Now().UTC()
-		if err := s.runc.Start(ctx, s.opts.ID); err != nil {
-			return fail(fmt.Errorf("start: %s", runtimeError(filepath.Join(s.opts.Bundle, runcLog), err)))
+		if err := s.runtime("start", func() error { return s.runc.Start(ctx, s.opts.ID) }); err != nil {
+			return fail(err)
 		}
 		s.mu.Lock()
 		s.started, s.startedAt = true, startedAt
 		s.mu.Unlock()
 		return &Response{Pid: s.pid, State: "running", StartedAt: startedAt}
 	case OpKill:
-		if err := s.runc.Kill(ctx, s.opts.ID, req.Signal, &runc.KillOpts{All: req.All}); err != nil {
-			if s.exited() != nil {
+		if err := s.runtime("kill", func() error {
+			return s.runc.Kill(ctx, s.opts.ID, req.Signal, &runc.KillOpts{All: req.All})
+		}); err != nil {
+			if s.initExited.Load() {
 				return &Response{Error: "container has exited", Code: CodeNotRunning}
 			}
-			return fail(fmt.Errorf("kill: %s", runtimeError(filepath.Join(s.opts.Bundle, runcLog), err)))
+			return fail(err)
 		}
 		return &Response{Pid: s.pid}
 	case OpUpdate:
 		if req.Resources == nil {
 			return &Response{Error: "update: no resources", Code: CodeInvalid}
 		}
-		if err := s.runc.Update(ctx, s.opts.ID, req.Resources); err != nil {
-			return fail(fmt.Errorf("update: %s", runtimeError(filepath.Join(s.opts.Bundle, runcLog), err)))
+		if err := s.runtime("update", func() error { return s.runc.Update(ctx, s.opts.ID, req.Resources) }); err != nil {
+			return fail(err)
 		}
 		return &Response{Pid: s.pid}
 	case OpReopen:

@@ -94,7 +94,7 @@ func (m *Manager) Create(ctx context.Context, sandboxID string, cfg *runtime.Con
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), createTimeout)
 	defer cancel()
-	if err := m.create(ctx, c, sb, pod, cfg, imgCfg.Config, rt, vols); err != nil {
+	if err := m.create(ctx, c, sb, pod, cfg, imgCfg.Config, rt, vols, img.ChainIDs); err != nil {
 		if rerr := m.rollback(c); rerr != nil {
 			m.log.Error("rolling back a failed create", "container", c.ID, "error", rerr)
 		}
@@ -105,14 +105,14 @@ func (m *Manager) Create(ctx context.Context, sandboxID string, cfg *runtime.Con
 }
 
 // create does Create's work; c is recorded as creating.
-func (m *Manager) create(ctx context.Context, c *store.Container, sb *store.Sandbox, pod *runtime.PodSandboxConfig, cfg *runtime.ContainerConfig, imgCfg ocispec.ImageConfig, rt Runtime, vols []imageVolume) error {
+func (m *Manager) create(ctx context.Context, c *store.Container, sb *store.Sandbox, pod *runtime.PodSandboxConfig, cfg *runtime.ContainerConfig, imgCfg ocispec.ImageConfig, rt Runtime, vols []imageVolume, rootChains []string) error {
 	info, err := m.sandboxInfo(sb, pod)
 	if err != nil {
 		return err
 	}
 	bundle := m.Bundle(c.ID)
 	rootfs := filepath.Join(bundle, "rootfs")
-	if err := m.mountRootfs(c, rootfs); err != nil {
+	if err := m.mountRootfs(c, rootfs, rootChains); err != nil {
 		return err
 	}
 	specCfg, err := m.mountImageVolumes(bundle, cfg, vols)

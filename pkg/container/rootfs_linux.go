@@ -15,8 +15,9 @@ import (
 
 // mountRootfs mounts the container's rootfs: an overlay of its image's
 // layer snapshots (lower) and its own writable layer (upper, work), which
-// lives under the root dir so that it survives crid restarts.
-func (m *Manager) mountRootfs(c *store.Container, rootfs string) error {
+// lives under the root dir so that it survives crid restarts. chains are
+// the image's layers, bottom first.
+func (m *Manager) mountRootfs(c *store.Container, rootfs string, chains []string) error {
 	layer := m.layerDir(c.ID)
 	upper, work := filepath.Join(layer, "upper"), filepath.Join(layer, "work")
 	for _, d := range []string{rootfs, upper, work} {
@@ -29,7 +30,7 @@ func (m *Manager) mountRootfs(c *store.Container, rootfs string) error {
 	if err := os.Chmod(filepath.Dir(rootfs), 0o711); err != nil {
 		return err
 	}
-	lowers, err := m.images.SnapshotDirs(&store.Image{ID: c.ImageID, ChainIDs: c.ChainIDs})
+	lowers, err := m.images.SnapshotDirs(&store.Image{ID: c.ImageID, ChainIDs: chains})
 	if err != nil {
 		return err
 	}

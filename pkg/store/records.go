@@ -89,8 +89,9 @@ type Container struct {
 	Config      []byte            `json:"config,omitempty"`
 	// RuntimeHandler is the pod's OCI runtime handler, fixed at create.
 	RuntimeHandler string `json:"runtimeHandler,omitempty"`
-	// ChainIDs are the image's layer snapshots the rootfs is made of: they
-	// stay on disk while the container exists, even if the image is removed.
+	// ChainIDs are the layer snapshots the container uses (its image's,
+	// bottom first, then those of its image volumes): they stay on disk
+	// while the container exists, even if the images are removed.
 	ChainIDs []string `json:"chainIDs,omitempty"`
 	Pid      int      `json:"pid,omitempty"`     // the container's init on the host
 	ShimPid  int      `json:"shimPid,omitempty"` // its shim

@@ -90,7 +90,7 @@ func critestJobs() []job {
 		}
 	}
 	return []job{
-		{repo: "e2e-test-images/busybox", tags: []string{"1.29-2"}, image: testimage.Busybox},
+		{repo: "e2e-test-images/busybox", tags: []string{"1.29-2"}, image: critestBusybox},
 		{repo: "e2e-test-images/nginx", tags: []string{"1.14-2"}, image: webServer("nginx", 80)},
 		{repo: "e2e-test-images/httpd", tags: []string{"2.4.39-4"}, image: webServer("httpd", 80)},
 		{repo: cri + "hostnet-nginx-amd64", tags: []string{"latest"}, image: webServer("nginx", 12003)},
@@ -164,4 +164,33 @@ func run(ctx context.Context, p *testimage.Pusher, large, critest bool) error {
 	}
 	fmt.Fprintf(os.Stderr, "done in %v\n", time.Since(start).Round(time.Millisecond))
 	return nil
+}
+
+// critestBusybox is busybox with stand-ins for the procps and util-linux
+// tools critest runs in its default image that Debian's busybox-static
+// lacks: pgrep NAME (pids whose command name is NAME) and ipcs -m (the
+// shared memory segments of the caller's IPC namespace, from /proc).
+func critestBusybox() (*testimage.Built, error) {
+	base, err := testimage.BusyboxLayer()
+	if err != nil {
+		return nil, err
+	}
+	const pgrep = "#!/bin/sh\n" +
+		"found=1\n" +
+		"for d in /proc/[0-9]*; do\n" +
+		"  if [ \"$(cat \"$d/comm\" 2>/dev/null)\" = \"$1\" ]; then echo \"${d#/proc/}\"; found=0; fi\n" +
+		"done\n" +
+		"exit $found\n"
+	const ipcs = "#!/bin/sh\n" +
+		"echo '------ Shared Memory Segments --------'\n" +
+		"echo 'key        shmid      owner      perms      bytes      nattch'\n" +
+		"tail -n +2 /proc/sysvipc/shm | while read key shmid perms size cpid lpid nattch uid rest; do\n" +
+		"  echo \"$key $shmid $uid $perms $size $nattch\"\n" +
+		"done\n"
+	tools := testimage.Layer{Entries: []testimage.Entry{
+		testimage.Dir("usr/bin", 0o755),
+		testimage.File("usr/bin/pgrep", pgrep, 0o755),
+		testimage.File("usr/bin/ipcs", ipcs, 0o755),
+	}}
+	return testimage.Build(testimage.Image{Layers: []testimage.Layer{base, tools}, Config: testimage.BusyboxConfig(), Labels: map[string]string{"critest": "busybox"}})
 }

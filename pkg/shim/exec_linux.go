@@ -19,7 +19,6 @@ import (
 
 	"github.com/containerd/console"
 	runc "github.com/containerd/go-runc"
-	"golang.org/x/sys/unix"
 )
 
 func reply(conn net.Conn, r *Response) { json.NewEncoder(conn).Encode(r) }
@@ -152,7 +151,7 @@ func (s *shim) exec(conn net.Conn, in io.Reader, req *ExecRequest) {
 		// The client is gone (or sent all it had and closed): a process
 		// it no longer watches must not linger.
 		if !exited.Load() {
-			unix.Kill(pid, unix.SIGKILL)
+			killTree(pid)
 		}
 	}()
 	e := <-exitCh

@@ -54,6 +54,9 @@ type Manager struct {
 	names   map[string]string        // reserved name keys → container id, while creating
 	exits   map[string]chan struct{} // closed when the container's exit is recorded
 	watched map[string]bool          // containers with a live exit watcher
+
+	subMu sync.Mutex
+	subs  map[chan Event]bool // event subscribers
 }
 
 // NewManager returns a Manager; call Recover before serving.

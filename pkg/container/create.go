@@ -101,6 +101,7 @@ func (m *Manager) Create(ctx context.Context, sandboxID string, cfg *runtime.Con
 		return "", fmt.Errorf("create container %q in pod %s: %w", c.Name, sb.ID, err)
 	}
 	m.log.Info("container created", "container", c.ID, "name", c.Name, "sandbox", sb.ID, "pid", c.Pid)
+	m.publish(c.ID, c.SandboxID, EventCreated)
 	return c.ID, nil
 }
 

@@ -53,6 +53,7 @@ func (m *Manager) Start(ctx context.Context, idOrPrefix string) error {
 		return err
 	}
 	m.log.Info("container started", "container", c.ID, "pid", c.Pid)
+	m.publish(c.ID, c.SandboxID, EventStarted)
 	return nil
 }
 
@@ -165,6 +166,7 @@ func (m *Manager) Remove(ctx context.Context, idOrPrefix string) error {
 	}
 	m.forget(c.ID)
 	m.log.Info("container removed", "container", c.ID)
+	m.publish(c.ID, c.SandboxID, EventDeleted)
 	if _, err := m.images.Lookup(c.ImageID); errdefs.IsNotFound(err) {
 		// Its image was removed while it ran: its layers can go now.
 		if err := m.images.GC(context.WithoutCancel(ctx)); err != nil {
@@ -298,6 +300,7 @@ func (m *Manager) recordExit(id string, e *shim.Exit) {
 			m.log.Error("record container exit", "container", id, "error", err)
 		} else {
 			m.log.Info("container exited", "container", id, "exitCode", e.Code, "reason", c.Reason)
+			m.publish(id, c.SandboxID, EventStopped)
 		}
 	}
 	ch := m.exitChan(id)

@@ -25,12 +25,32 @@ func (s *RuntimeService) ContainerStatus(ctx context.Context, req *runtime.Conta
 	if err != nil {
 		return nil, err
 	}
-	cfg, err := container.Config(c)
+	st, spec, err := s.containerStatus(c)
 	if err != nil {
 		return nil, err
 	}
-	bundle := s.containers.Bundle(c.ID)
-	spec := readSpec(bundle)
+	resp := &runtime.ContainerStatusResponse{Status: st}
+	if req.Verbose {
+		info, err := json.Marshal(map[string]any{
+			"id": c.ID, "sandboxID": c.SandboxID, "pid": c.Pid, "shimPid": c.ShimPid,
+			"runtimeHandler": c.RuntimeHandler, "bundle": s.containers.Bundle(c.ID), "runtimeSpec": spec,
+		})
+		if err != nil {
+			return nil, err
+		}
+		resp.Info = map[string]string{"info": string(info)}
+	}
+	return resp, nil
+}
+
+// containerStatus is a container's CRI status, and its OCI spec (nil once
+// the bundle is gone).
+func (s *RuntimeService) containerStatus(c *store.Container) (*runtime.ContainerStatus, *specs.Spec, error) {
+	cfg, err := container.Config(c)
+	if err != nil {
+		return nil, nil, err
+	}
+	spec := readSpec(s.containers.Bundle(c.ID))
 	st := &runtime.ContainerStatus{
 		Id: c.ID, Metadata: &runtime.ContainerMetadata{Name: c.Name, Attempt: c.Attempt}, State: containerState(c.State),
 		CreatedAt: c.CreatedAt.UnixNano(), StartedAt: unixNano(c.StartedAt), FinishedAt: unixNano(c.FinishedAt),
@@ -50,18 +70,27 @@ func (s *RuntimeService) ContainerStatus(ctx context.Context, req *runtime.Conta
 		}
 		st.User = &runtime.ContainerUser{Linux: &runtime.LinuxContainerUser{Uid: int64(u.UID), Gid: int64(u.GID), SupplementalGroups: groups}}
 	}
-	resp := &runtime.ContainerStatusResponse{Status: st}
-	if req.Verbose {
-		info, err := json.Marshal(map[string]any{
-			"id": c.ID, "sandboxID": c.SandboxID, "pid": c.Pid, "shimPid": c.ShimPid,
-			"runtimeHandler": c.RuntimeHandler, "bundle": bundle, "runtimeSpec": spec,
-		})
+	return st, spec, nil
+}
+
+// podContainerStatuses are the statuses of a pod's containers.
+func (s *RuntimeService) podContainerStatuses(sandboxID string) ([]*runtime.ContainerStatus, error) {
+	all, err := s.containers.List()
+	if err != nil {
+		return nil, err
+	}
+	var out []*runtime.ContainerStatus
+	for _, c := range (container.Filter{SandboxID: sandboxID}).Apply(all) {
+		if c.SandboxID != sandboxID {
+			continue // a prefix match of another pod
+		}
+		st, _, err := s.containerStatus(c)
 		if err != nil {
 			return nil, err
 		}
-		resp.Info = map[string]string{"info": string(info)}
+		out = append(out, st)
 	}
-	return resp, nil
+	return out, nil
 }
 
 func readSpec(bundle string) *specs.Spec {

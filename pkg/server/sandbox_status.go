@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"time"
 
 	"google.golang.org/protobuf/encoding/protojson"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -20,6 +21,30 @@ func (s *RuntimeService) PodSandboxStatus(ctx context.Context, req *runtime.PodS
 	if err != nil {
 		return nil, err
 	}
+	// With its containers' statuses and a timestamp, as kubelet's evented
+	// PLEG reads them.
+	containers, err := s.podContainerStatuses(sb.ID)
+	if err != nil {
+		return nil, err
+	}
+	resp := &runtime.PodSandboxStatusResponse{Status: podSandboxStatus(sb), ContainersStatuses: containers, Timestamp: time.Now().UnixNano()}
+	if req.Verbose {
+		info, err := json.Marshal(map[string]any{
+			"pid": sb.Pid, "pidStartTime": sb.PidStart, "netnsPath": sb.NetNSPath, "runtimeHandler": sb.RuntimeHandler,
+			"state": sb.State, "hostNetwork": sb.HostNetwork, "networkTornDown": sb.NetworkDown, "cgroupPath": sb.CgroupPath,
+			"sandboxDir": s.sandboxes.Dir(sb.ID),
+			"cniResult":  json.RawMessage(orNull(sb.CNIResult)), "config": json.RawMessage(orNull(sb.Config)),
+		})
+		if err != nil {
+			return nil, fmt.Errorf("encode sandbox %s info: %w", sb.ID, err)
+		}
+		resp.Info = map[string]string{"info": string(info)}
+	}
+	return resp, nil
+}
+
+// podSandboxStatus is a sandbox's CRI status.
+func podSandboxStatus(sb *store.Sandbox) *runtime.PodSandboxStatus {
 	cfg := sandboxConfig(sb)
 	st := &runtime.PodSandboxStatus{
 		Id:             sb.ID,
@@ -39,20 +64,7 @@ func (s *RuntimeService) PodSandboxStatus(ctx context.Context, req *runtime.PodS
 			st.Network.AdditionalIps = append(st.Network.AdditionalIps, &runtime.PodIP{Ip: ip})
 		}
 	}
-	resp := &runtime.PodSandboxStatusResponse{Status: st}
-	if req.Verbose {
-		info, err := json.Marshal(map[string]any{
-			"pid": sb.Pid, "pidStartTime": sb.PidStart, "netnsPath": sb.NetNSPath, "runtimeHandler": sb.RuntimeHandler,
-			"state": sb.State, "hostNetwork": sb.HostNetwork, "networkTornDown": sb.NetworkDown, "cgroupPath": sb.CgroupPath,
-			"sandboxDir": s.sandboxes.Dir(sb.ID),
-			"cniResult":  json.RawMessage(orNull(sb.CNIResult)), "config": json.RawMessage(orNull(sb.Config)),
-		})
-		if err != nil {
-			return nil, fmt.Errorf("encode sandbox %s info: %w", sb.ID, err)
-		}
-		resp.Info = map[string]string{"info": string(info)}
-	}
-	return resp, nil
+	return st
 }
 
 func orNull(b []byte) []byte {

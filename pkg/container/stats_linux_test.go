@@ -75,3 +75,15 @@ func TestDiskUsageCountsHardLinksOnce(t *testing.T) {
 		t.Errorf("bytes = %d, want about 64 KiB", bytes)
 	}
 }
+
+func TestParseNetDev(t *testing.T) {
+	data := []byte(`Inter-|   Receive                                                |  Transmit
+ face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed
+    lo:     100       2    0    0    0     0          0         0      100       2    0    0    0     0       0          0
+  eth0:    5000      40    1    0    0     0          0         0     3000      30    2    0    0     0       0          0
+`)
+	got := parseNetDev(data)
+	if len(got) != 1 || got[0] != (InterfaceStats{Name: "eth0", RxBytes: 5000, RxErrors: 1, TxBytes: 3000, TxErrors: 2}) {
+		t.Errorf("parseNetDev = %+v", got)
+	}
+}

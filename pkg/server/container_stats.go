@@ -68,6 +68,10 @@ func (s *RuntimeService) containerStats(c *store.Container) (*runtime.ContainerS
 	if err != nil {
 		return nil, err
 	}
+	return toContainerStats(c, st), nil
+}
+
+func toContainerStats(c *store.Container, st *container.Stats) *runtime.ContainerStats {
 	ts := st.Timestamp.UnixNano()
 	out := &runtime.ContainerStats{
 		Attributes: &runtime.ContainerAttributes{
@@ -89,5 +93,5 @@ func (s *RuntimeService) containerStats(c *store.Container) (*runtime.ContainerS
 		out.Memory.PageFaults = &runtime.UInt64Value{Value: st.PageFaults}
 		out.Memory.MajorPageFaults = &runtime.UInt64Value{Value: st.MajorPageFaults}
 	}
-	return out, nil
+	return out
 }

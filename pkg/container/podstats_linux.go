@@ -20,7 +20,7 @@ type PodStats struct {
 	// CPU and memory: the pod's cgroup (its cgroup_parent, which kubelet
 	// sets), else the sum over its running containers.
 	CPUUsageNanos, MemoryUsage, MemoryWorkingSet, MemoryRSS uint64
-	ProcessCount                                             uint64
+	ProcessCount                                            uint64
 	// Network: the pod's interfaces (none for host-network pods).
 	Interfaces []InterfaceStats
 	Containers []*ContainerStats

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,6 +19,7 @@ import (
 	"github.com/crid-dev/crid/pkg/container"
 	"github.com/crid-dev/crid/pkg/image"
 	"github.com/crid-dev/crid/pkg/image/registry"
+	"github.com/crid-dev/crid/pkg/metrics"
 	"github.com/crid-dev/crid/pkg/netns"
 	"github.com/crid-dev/crid/pkg/oci"
 	"github.com/crid-dev/crid/pkg/sandbox"
@@ -102,13 +104,27 @@ func serve(ctx context.Context, cfg *config.Config) error {
 	defer streams.Close()
 	log.Info("streaming server listening", "address", streams.Addr())
 
+	var observe server.Observer
+	if cfg.Metrics.Address != "" {
+		m := metrics.New(objectCounts(db))
+		mlis, err := net.Listen("tcp", cfg.Metrics.Address)
+		if err != nil {
+			return fmt.Errorf("metrics: %w", err)
+		}
+		msrv := &http.Server{Handler: m.Handler(), ReadHeaderTimeout: 10 * time.Second}
+		go msrv.Serve(mlis)
+		defer msrv.Close()
+		observe = m.ObserveRPC
+		log.Info("metrics listening", "address", mlis.Addr().String())
+	}
+
 	lis, err := listenUnix(cfg.Listen)
 	if err != nil {
 		return err
 	}
 	srv := grpc.NewServer(
-		grpc.ChainUnaryInterceptor(server.UnaryInterceptor(log)),
-		grpc.ChainStreamInterceptor(server.StreamInterceptor(log)),
+		grpc.ChainUnaryInterceptor(server.UnaryInterceptor(log, observe)),
+		grpc.ChainStreamInterceptor(server.StreamInterceptor(log, observe)),
 	)
 	runtime.RegisterRuntimeServiceServer(srv, server.NewRuntimeService(server.RuntimeDeps{
 		Config: cfg, DB: db, Network: network, Sandboxes: sandboxes, Containers: containers, Stream: streams, Version: version, Log: log,
@@ -189,4 +205,26 @@ func resolveRuntimes(cfg *config.Config, log *slog.Logger) map[string]container.
 		out[name] = container.Runtime{Path: path, Root: root, SystemdCgroup: rt.SystemdCgroup || cfg.CgroupDriver == "systemd"}
 	}
 	return out
+}
+
+// objectCounts counts containers and pod sandboxes by state for metrics.
+func objectCounts(db *store.DB) metrics.Counts {
+	return func() (map[string]map[string]int, error) {
+		out := map[string]map[string]int{"containers": {}, "pod_sandboxes": {}}
+		err := db.View(func(tx *store.Tx) error {
+			cs, err := tx.Containers()
+			if err != nil {
+				return err
+			}
+			for _, c := range cs {
+				out["containers"][string(c.State)]++
+			}
+			sbs, err := tx.Sandboxes()
+			for _, sb := range sbs {
+				out["pod_sandboxes"][string(sb.State)]++
+			}
+			return err
+		})
+		return out, err
+	}
 }

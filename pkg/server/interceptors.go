@@ -27,9 +27,12 @@ var quietMethods = map[string]bool{
 	"/runtime.v1.ImageService/ImageFsInfo":           true,
 }
 
+// Observer records each served call (metrics); nil records nothing.
+type Observer func(method, code string, d time.Duration)
+
 // UnaryInterceptor logs each call, converts domain errors to gRPC status
 // codes and turns a panic into an Internal error instead of a dead daemon.
-func UnaryInterceptor(log *slog.Logger) grpc.UnaryServerInterceptor {
+func UnaryInterceptor(log *slog.Logger, observe Observer) grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
 		start := time.Now()
 		level := slog.LevelInfo
@@ -42,6 +45,9 @@ func UnaryInterceptor(log *slog.Logger) grpc.UnaryServerInterceptor {
 				resp, err = nil, status.Errorf(codes.Internal, "%s: internal error: %v", info.FullMethod, r)
 			}
 			err = toStatus(err)
+			if observe != nil {
+				observe(info.FullMethod, status.Code(err).String(), time.Since(start))
+			}
 			attrs := []any{"method", info.FullMethod, "duration", time.Since(start)}
 			if err != nil {
 				log.Log(ctx, max(level, slog.LevelWarn), "RPC failed", append(attrs, "error", err)...)
@@ -54,14 +60,18 @@ func UnaryInterceptor(log *slog.Logger) grpc.UnaryServerInterceptor {
 }
 
 // StreamInterceptor is UnaryInterceptor for streaming RPCs.
-func StreamInterceptor(log *slog.Logger) grpc.StreamServerInterceptor {
+func StreamInterceptor(log *slog.Logger, observe Observer) grpc.StreamServerInterceptor {
 	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) (err error) {
+		start := time.Now()
 		defer func() {
 			if r := recover(); r != nil {
 				log.Error("panic in streaming RPC", "method", info.FullMethod, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
 				err = status.Errorf(codes.Internal, "%s: internal error: %v", info.FullMethod, r)
 			}
 			err = toStatus(err)
+			if observe != nil {
+				observe(info.FullMethod, status.Code(err).String(), time.Since(start))
+			}
 		}()
 		return handler(srv, ss)
 	}

@@ -82,6 +82,10 @@ func Main(args []string) int {
 		report(ready, 0, fmt.Errorf("become subreaper: %w", err))
 		return 1
 	}
+	// crid tuned the shim's own Go runtime (read at start); the runtime
+	// binaries it runs (runc is Go too) get their defaults.
+	os.Unsetenv("GOGC")
+	os.Unsetenv("GOMAXPROCS")
 	signal.Ignore(unix.SIGHUP, unix.SIGINT, unix.SIGTERM, unix.SIGPIPE)
 	// The control socket lets its users exec in the container: root only.
 	unix.Umask(0o077)

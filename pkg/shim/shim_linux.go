@@ -275,7 +275,13 @@ func (s *shim) finish(e runc.Exit) {
 		if s.console != nil {
 			s.console.Close()
 		}
-		<-drained
+		// Closing ends pipe reads; a read that a close cannot interrupt
+		// must still not keep the exit from being recorded.
+		select {
+		case <-drained:
+		case <-time.After(time.Second):
+			s.log.Warn("container output still open after its exit; recording the exit anyway")
+		}
 	}
 	if s.console != nil {
 		s.console.Close()

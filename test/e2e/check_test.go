@@ -46,3 +46,24 @@ func TestCheckFindsRealRuntime(t *testing.T) {
 		t.Fatalf("runc not found by check:\n%s", out)
 	}
 }
+
+// TestCheckRuntimesAndShim: check names crid-shim next to crid, and says
+// why crun cannot work on a hybrid cgroup host (and passes it elsewhere).
+func TestCheckRuntimesAndShim(t *testing.T) {
+	framework.RequireRoot(t)
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "c.toml")
+	os.WriteFile(cfg, []byte("root = \""+filepath.Join(dir, "root")+"\"\n[runtimes.runc]\npath = \"runc\"\n[runtimes.crun]\npath = \"crun\"\n"), 0o644)
+	out, _ := exec.Command(framework.Binary(t), "check", "--config", cfg).CombinedOutput()
+	text := string(out)
+	if want := "OK   shim                   " + filepath.Join(filepath.Dir(framework.Binary(t)), "crid-shim"); !strings.Contains(text, want) {
+		t.Errorf("check does not find crid-shim next to crid (%q):\n%s", want, text)
+	}
+	if framework.HybridCgroups() {
+		if !strings.Contains(text, "FAIL runtime crun") || !strings.Contains(text, "hybrid cgroup") {
+			t.Errorf("check passes crun on a hybrid cgroup host:\n%s", text)
+		}
+	} else if !strings.Contains(text, "OK   runtime crun") {
+		t.Errorf("check fails crun on a host that supports it:\n%s", text)
+	}
+}

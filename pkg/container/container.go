@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 
+	runc "github.com/containerd/go-runc"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/crid-dev/crid/pkg/errdefs"
@@ -228,6 +229,15 @@ func (m *Manager) forget(id string) {
 	defer m.mu.Unlock()
 	delete(m.exits, id)
 	delete(m.watched, id)
+}
+
+// runtimeClient drives a handler's runtime directly, for when no shim can.
+func (m *Manager) runtimeClient(handler string) (*runc.Runc, error) {
+	rt, err := m.runtimeFor(handler)
+	if err != nil {
+		return nil, err
+	}
+	return &runc.Runc{Command: rt.Path, Root: rt.Root, SystemdCgroup: rt.SystemdCgroup}, nil
 }
 
 // runtimeFor resolves a handler name.

@@ -19,6 +19,7 @@ import (
 	"github.com/crid-dev/crid/pkg/sandbox"
 	"github.com/crid-dev/crid/pkg/shim"
 	"github.com/crid-dev/crid/pkg/store"
+	"github.com/crid-dev/crid/pkg/sysinfo"
 )
 
 // createTimeout bounds the runtime's create (a hung runtime must not hold
@@ -39,7 +40,7 @@ func (m *Manager) Create(ctx context.Context, sandboxID string, cfg *runtime.Con
 	if err != nil {
 		return "", err
 	}
-	if pod == nil || pod.Metadata == nil {
+	if pod == nil || pod.Metadata == nil { // kubelet sends it; other clients may not
 		if pod, err = PodConfig(sb); err != nil {
 			return "", err
 		}
@@ -159,6 +160,8 @@ func (m *Manager) create(ctx context.Context, c *store.Container, sb *store.Sand
 			}
 		}
 	}
+	u := res.Spec.Process.User
+	c.User = &store.User{UID: u.UID, GID: u.GID, Groups: u.AdditionalGids}
 	data, err := json.Marshal(res.Spec)
 	if err != nil {
 		return err
@@ -261,8 +264,8 @@ func imageRef(digests []string, id string) string {
 // explainRuntimeError adds a hint where the runtime's own message is
 // cryptic: crun before 1.9 cannot handle a hybrid cgroup layout.
 func explainRuntimeError(rt Runtime, err error) error {
-	if strings.Contains(filepath.Base(rt.Path), "crun") && strings.Contains(err.Error(), "cgroup") && hybridCgroups() {
-		return fmt.Errorf("%w (crun cannot run containers on this host's hybrid cgroup layout: cgroup v1 controllers with a cgroup v2 hierarchy mounted at /sys/fs/cgroup/unified; use runc or a pure cgroup v1/v2 host)", err)
+	if problem := sysinfo.RuntimeHostProblem(rt.Path); problem != "" && strings.Contains(err.Error(), "cgroup") {
+		return fmt.Errorf("%w (%s; use runc or a host with cgroup v2 only)", err, problem)
 	}
 	return err
 }

@@ -196,10 +196,9 @@ func (m *Manager) destroy(c *store.Container) error {
 		unix.Kill(-c.ShimPid, unix.SIGKILL)
 	}
 	waitShimGone(c.ShimPid, c.ID, shimExitWait)
-	if rt, err := m.runtimeFor(c.RuntimeHandler); err == nil {
+	if r, err := m.runtimeClient(c.RuntimeHandler); err == nil {
 		// Without a shim (it died, or never got going) the runtime may
 		// still hold the container.
-		r := &runc.Runc{Command: rt.Path, Root: rt.Root, SystemdCgroup: rt.SystemdCgroup}
 		if _, err := r.State(ctx, c.ID); err == nil {
 			if err := r.Delete(ctx, c.ID, &runc.DeleteOpts{Force: true}); err != nil {
 				m.log.Warn("runtime delete", "container", c.ID, "error", err)
@@ -278,8 +277,7 @@ func isShimOf(pid int, id string) bool {
 func (m *Manager) shimLost(id string, cause error) *shim.Exit {
 	m.log.Error("container shim is gone without an exit record; killing the container", "container", id, "error", cause)
 	if c, err := m.Get(id); err == nil {
-		if rt, err := m.runtimeFor(c.RuntimeHandler); err == nil {
-			r := &runc.Runc{Command: rt.Path, Root: rt.Root, SystemdCgroup: rt.SystemdCgroup}
+		if r, err := m.runtimeClient(c.RuntimeHandler); err == nil {
 			ctx, cancel := context.WithTimeout(context.Background(), killWait)
 			r.Delete(ctx, id, &runc.DeleteOpts{Force: true})
 			cancel()

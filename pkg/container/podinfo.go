@@ -23,13 +23,17 @@ func decodeConfig(raw []byte) (*runtime.ContainerConfig, error) {
 	return &c, nil
 }
 
-// PodConfig decodes a sandbox record's CRI PodSandboxConfig.
+// PodConfig decodes a sandbox record's CRI PodSandboxConfig; its metadata
+// comes from the record if the config has none.
 func PodConfig(sb *store.Sandbox) (*runtime.PodSandboxConfig, error) {
 	var c runtime.PodSandboxConfig
 	if len(sb.Config) > 0 {
 		if err := unmarshal.Unmarshal(sb.Config, &c); err != nil {
 			return nil, fmt.Errorf("decode pod sandbox %s config: %w", sb.ID, err)
 		}
+	}
+	if c.Metadata == nil {
+		c.Metadata = &runtime.PodSandboxMetadata{Name: sb.Name, Namespace: sb.Namespace, Uid: sb.UID, Attempt: sb.Attempt}
 	}
 	return &c, nil
 }

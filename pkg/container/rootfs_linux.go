@@ -10,7 +10,6 @@ import (
 
 	"github.com/crid-dev/crid/pkg/mount"
 	"github.com/crid-dev/crid/pkg/store"
-	"github.com/crid-dev/crid/pkg/sysinfo"
 )
 
 // mountRootfs mounts the container's rootfs: an overlay of its image's
@@ -68,7 +67,3 @@ func unmountRootfs(rootfs string) error {
 	}
 	return nil
 }
-
-// hybridCgroups: cgroup v1 controllers with a cgroup v2 hierarchy at
-// /sys/fs/cgroup/unified.
-func hybridCgroups() bool { return sysinfo.CgroupMode() == sysinfo.CgroupHybrid }

@@ -50,7 +50,7 @@ func (m *Manager) Stats(c *store.Container) (*Stats, error) {
 // present, else from the unified (v2) hierarchy.
 func readCgroupStats(paths map[string]string, st *Stats) error {
 	if mem, ok := paths["memory"]; ok {
-		ms := keyValues(filepath.Join(mem, "memory.stat"))
+		ms := sysinfo.KeyValues(filepath.Join(mem, "memory.stat"))
 		st.MemoryUsage = readUint(filepath.Join(mem, "memory.usage_in_bytes"))
 		st.MemoryRSS = ms["total_rss"]
 		st.PageFaults, st.MajorPageFaults = ms["total_pgfault"], ms["total_pgmajfault"]
@@ -67,12 +67,12 @@ func readCgroupStats(paths map[string]string, st *Stats) error {
 	if _, err := os.Stat(filepath.Join(dir, "memory.current")); err != nil {
 		return err
 	}
-	ms := keyValues(filepath.Join(dir, "memory.stat"))
+	ms := sysinfo.KeyValues(filepath.Join(dir, "memory.stat"))
 	st.MemoryUsage = readUint(filepath.Join(dir, "memory.current"))
 	st.MemoryRSS = ms["anon"]
 	st.PageFaults, st.MajorPageFaults = ms["pgfault"], ms["pgmajfault"]
 	st.MemoryWorkingSet = sub(st.MemoryUsage, ms["inactive_file"])
-	st.CPUUsageNanos = keyValues(filepath.Join(dir, "cpu.stat"))["usage_usec"] * 1000
+	st.CPUUsageNanos = sysinfo.KeyValues(filepath.Join(dir, "cpu.stat"))["usage_usec"] * 1000
 	return nil
 }
 
@@ -90,23 +90,6 @@ func readUint(path string) uint64 {
 	}
 	n, _ := strconv.ParseUint(strings.TrimSpace(string(data)), 10, 64)
 	return n
-}
-
-// keyValues parses "key value" lines (memory.stat, cpu.stat).
-func keyValues(path string) map[string]uint64 {
-	out := map[string]uint64{}
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return out
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		if f := strings.Fields(line); len(f) == 2 {
-			if n, err := strconv.ParseUint(f[1], 10, 64); err == nil {
-				out[f[0]] = n
-			}
-		}
-	}
-	return out
 }
 
 // diskUsage sums the blocks and counts the inodes under dir (hard links

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/crid-dev/crid/pkg/config"
+	"github.com/crid-dev/crid/pkg/sysinfo"
 )
 
 // Finding is the outcome of one check.
@@ -72,7 +73,7 @@ func checkRuntime(ctx context.Context, name string, rt config.Runtime) Finding {
 		f.Hint = "reinstall the runtime binary"
 		return f
 	}
-	if problem := runtimeHostProblem(path); problem != "" {
+	if problem := sysinfo.RuntimeHostProblem(path); problem != "" {
 		f.Detail = fmt.Sprintf("%s (%s): %s", firstLine(string(outb)), path, problem)
 		f.Hint = fmt.Sprintf("use runc for runtimes.%s, or a host with cgroup v2 only (systemd.unified_cgroup_hierarchy=1)", name)
 		return f

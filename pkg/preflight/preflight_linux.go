@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"golang.org/x/sys/unix"
 
@@ -73,13 +72,4 @@ func checkCapSysResource() Finding {
 		f.Detail = "absent: oom_score_adj and rlimits are clamped to crid's own"
 	}
 	return f
-}
-
-// runtimeHostProblem names what keeps the runtime at path from running
-// containers on this host: crun (1.8) refuses hybrid cgroup hosts.
-func runtimeHostProblem(path string) string {
-	if strings.Contains(filepath.Base(path), "crun") && sysinfo.CgroupMode() == sysinfo.CgroupHybrid {
-		return "crun cannot run containers on this host's hybrid cgroup layout (cgroup v1 with a v2 mount at /sys/fs/cgroup/unified)"
-	}
-	return ""
 }

@@ -25,15 +25,16 @@ func (s *RuntimeService) ContainerStatus(ctx context.Context, req *runtime.Conta
 	if err != nil {
 		return nil, err
 	}
-	st, spec, err := s.containerStatus(c)
+	st, err := s.containerStatus(c)
 	if err != nil {
 		return nil, err
 	}
 	resp := &runtime.ContainerStatusResponse{Status: st}
 	if req.Verbose {
+		bundle := s.containers.Bundle(c.ID)
 		info, err := json.Marshal(map[string]any{
 			"id": c.ID, "sandboxID": c.SandboxID, "pid": c.Pid, "shimPid": c.ShimPid,
-			"runtimeHandler": c.RuntimeHandler, "bundle": s.containers.Bundle(c.ID), "runtimeSpec": spec,
+			"runtimeHandler": c.RuntimeHandler, "bundle": bundle, "runtimeSpec": readSpec(bundle),
 		})
 		if err != nil {
 			return nil, err
@@ -43,14 +44,13 @@ func (s *RuntimeService) ContainerStatus(ctx context.Context, req *runtime.Conta
 	return resp, nil
 }
 
-// containerStatus is a container's CRI status, and its OCI spec (nil once
-// the bundle is gone).
-func (s *RuntimeService) containerStatus(c *store.Container) (*runtime.ContainerStatus, *specs.Spec, error) {
+// containerStatus is a container's CRI status, from its record alone
+// (kubelet asks often, for every container of a pod).
+func (s *RuntimeService) containerStatus(c *store.Container) (*runtime.ContainerStatus, error) {
 	cfg, err := container.Config(c)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	spec := readSpec(s.containers.Bundle(c.ID))
 	st := &runtime.ContainerStatus{
 		Id: c.ID, Metadata: &runtime.ContainerMetadata{Name: c.Name, Attempt: c.Attempt}, State: containerState(c.State),
 		CreatedAt: c.CreatedAt.UnixNano(), StartedAt: unixNano(c.StartedAt), FinishedAt: unixNano(c.FinishedAt),
@@ -62,15 +62,14 @@ func (s *RuntimeService) containerStatus(c *store.Container) (*runtime.Container
 	if r := cfg.GetLinux().GetResources(); r != nil {
 		st.Resources = &runtime.ContainerResources{Linux: r}
 	}
-	if spec != nil && spec.Process != nil {
-		u := spec.Process.User
-		groups := make([]int64, 0, len(u.AdditionalGids))
-		for _, g := range u.AdditionalGids {
+	if u := c.User; u != nil {
+		groups := make([]int64, 0, len(u.Groups))
+		for _, g := range u.Groups {
 			groups = append(groups, int64(g))
 		}
 		st.User = &runtime.ContainerUser{Linux: &runtime.LinuxContainerUser{Uid: int64(u.UID), Gid: int64(u.GID), SupplementalGroups: groups}}
 	}
-	return st, spec, nil
+	return st, nil
 }
 
 // podContainerStatuses are the statuses of a pod's containers.
@@ -84,7 +83,7 @@ func (s *RuntimeService) podContainerStatuses(sandboxID string) ([]*runtime.Cont
 		if c.SandboxID != sandboxID {
 			continue // a prefix match of another pod
 		}
-		st, _, err := s.containerStatus(c)
+		st, err := s.containerStatus(c)
 		if err != nil {
 			return nil, err
 		}
@@ -151,26 +150,25 @@ func (s *RuntimeService) listContainers(f *runtime.ContainerFilter) ([]*runtime.
 	return items, nil
 }
 
+// containerStates pairs record states with CRI ones; the rest are UNKNOWN.
+var containerStates = map[store.State]runtime.ContainerState{
+	store.StateCreated: runtime.ContainerState_CONTAINER_CREATED,
+	store.StateRunning: runtime.ContainerState_CONTAINER_RUNNING,
+	store.StateExited:  runtime.ContainerState_CONTAINER_EXITED,
+}
+
 func containerState(s store.State) runtime.ContainerState {
-	switch s {
-	case store.StateCreated:
-		return runtime.ContainerState_CONTAINER_CREATED
-	case store.StateRunning:
-		return runtime.ContainerState_CONTAINER_RUNNING
-	case store.StateExited:
-		return runtime.ContainerState_CONTAINER_EXITED
+	if cs, ok := containerStates[s]; ok {
+		return cs
 	}
 	return runtime.ContainerState_CONTAINER_UNKNOWN
 }
 
-func recordState(s runtime.ContainerState) store.State {
-	switch s {
-	case runtime.ContainerState_CONTAINER_CREATED:
-		return store.StateCreated
-	case runtime.ContainerState_CONTAINER_RUNNING:
-		return store.StateRunning
-	case runtime.ContainerState_CONTAINER_EXITED:
-		return store.StateExited
+func recordState(cs runtime.ContainerState) store.State {
+	for s, c := range containerStates {
+		if c == cs {
+			return s
+		}
 	}
 	return store.StateUnknown
 }

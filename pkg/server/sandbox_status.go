@@ -6,9 +6,9 @@ import (
 	"fmt"
 	"time"
 
-	"google.golang.org/protobuf/encoding/protojson"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/crid-dev/crid/pkg/container"
 	"github.com/crid-dev/crid/pkg/store"
 )
 
@@ -76,12 +76,10 @@ func orNull(b []byte) []byte {
 
 // sandboxConfig decodes the CRI config kept in the record.
 func sandboxConfig(sb *store.Sandbox) *runtime.PodSandboxConfig {
-	cfg := &runtime.PodSandboxConfig{}
-	if len(sb.Config) > 0 {
-		_ = protojson.Unmarshal(sb.Config, cfg) // written by RunPodSandbox
-	}
-	if cfg.Metadata == nil {
-		cfg.Metadata = &runtime.PodSandboxMetadata{Name: sb.Name, Namespace: sb.Namespace, Uid: sb.UID, Attempt: sb.Attempt}
+	// Written by RunPodSandbox; an undecodable one still has the record's metadata.
+	cfg, err := container.PodConfig(sb)
+	if err != nil {
+		cfg, _ = container.PodConfig(&store.Sandbox{ID: sb.ID, Name: sb.Name, Namespace: sb.Namespace, UID: sb.UID, Attempt: sb.Attempt})
 	}
 	return cfg
 }

@@ -67,6 +67,13 @@ type Sandbox struct {
 	Config         []byte            `json:"config,omitempty"`
 }
 
+// User is a process's resolved identity.
+type User struct {
+	UID    uint32   `json:"uid"`
+	GID    uint32   `json:"gid"`
+	Groups []uint32 `json:"groups,omitempty"`
+}
+
 // Container is a container record; Config holds the CRI ContainerConfig as
 // protobuf JSON.
 type Container struct {
@@ -95,6 +102,8 @@ type Container struct {
 	ChainIDs []string `json:"chainIDs,omitempty"`
 	Pid      int      `json:"pid,omitempty"`     // the container's init on the host
 	ShimPid  int      `json:"shimPid,omitempty"` // its shim
+	// User is who the container's process runs as, resolved at create.
+	User *User `json:"user,omitempty"`
 	// StopSignal is the signal StopContainer sends first (CRI config, else
 	// the image's STOPSIGNAL, else SIGTERM).
 	StopSignal int `json:"stopSignal,omitempty"`

@@ -90,3 +90,30 @@ func ProcCgroups(pid int) map[string]string {
 	}
 	return out
 }
+
+// KeyValues parses a cgroup file of "key value" lines (memory.stat,
+// cpu.stat, memory.events, memory.oom_control); a missing file is empty.
+func KeyValues(path string) map[string]uint64 {
+	out := map[string]uint64{}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return out
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if f := strings.Fields(line); len(f) == 2 {
+			if n, err := strconv.ParseUint(f[1], 10, 64); err == nil {
+				out[f[0]] = n
+			}
+		}
+	}
+	return out
+}
+
+// RuntimeHostProblem names what keeps the OCI runtime at path from running
+// containers on this host, or is "": crun (1.8) refuses hybrid cgroup hosts.
+func RuntimeHostProblem(path string) string {
+	if strings.Contains(filepath.Base(path), "crun") && CgroupMode() == CgroupHybrid {
+		return "crun cannot run containers on this host's hybrid cgroup layout (cgroup v1 controllers with a cgroup v2 hierarchy at /sys/fs/cgroup/unified)"
+	}
+	return ""
+}

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/distribution/reference"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/crid-dev/crid/hack/testimage"
@@ -227,16 +228,21 @@ func TestBearerAuth(t *testing.T) {
 	}
 }
 
-// A cached token is per credentials: other credentials get their own.
-func TestTokenCachePerCredentials(t *testing.T) {
-	img := smallImage(t, "percreds", ocispec.Platform{}, false)
+// tokenGatedImage serves a small image (library/app:v1) behind bearer
+// token auth and returns it, the token server, a client and the reference.
+func tokenGatedImage(t *testing.T, name string) (*testimage.Built, *tokenServer, *Client, reference.Named) {
+	img := smallImage(t, name, ocispec.Platform{}, false)
 	ts := &tokenServer{service: "svc", scope: "repository:library/app:pull", issued: map[string]bool{}}
 	tokenHost := serve(t, ts)
 	srv := testimage.NewServer()
 	srv.Add("library/app", "v1", img)
 	host := serve(t, bearerGate(srv, ts, `Bearer realm="http://`+tokenHost+`/token",service="svc"`, "", false))
-	c := newTestClient("")
-	ref := mustRef(t, host+"/library/app:v1")
+	return img, ts, newTestClient(""), mustRef(t, host+"/library/app:v1")
+}
+
+// A cached token is per credentials: other credentials get their own.
+func TestTokenCachePerCredentials(t *testing.T) {
+	_, ts, c, ref := tokenGatedImage(t, "percreds")
 	for _, creds := range []*Credentials{nil, {Username: "a", Password: "1"}, {Username: "b", Password: "2"}, nil, {Username: "a", Password: "1"}} {
 		if _, err := c.Pull(context.Background(), ref, creds); err != nil {
 			t.Fatal(err)
@@ -249,14 +255,7 @@ func TestTokenCachePerCredentials(t *testing.T) {
 
 // Pulls sharing a client and its token cache may run at once.
 func TestConcurrentPulls(t *testing.T) {
-	img := smallImage(t, "concurrent", ocispec.Platform{}, false)
-	ts := &tokenServer{service: "svc", scope: "repository:library/app:pull", issued: map[string]bool{}}
-	tokenHost := serve(t, ts)
-	srv := testimage.NewServer()
-	srv.Add("library/app", "v1", img)
-	host := serve(t, bearerGate(srv, ts, `Bearer realm="http://`+tokenHost+`/token",service="svc"`, "", false))
-	c := newTestClient("")
-	ref := mustRef(t, host+"/library/app:v1")
+	img, ts, c, ref := tokenGatedImage(t, "concurrent")
 	const n = 6
 	errs := make(chan error, n)
 	for i := 0; i < n; i++ {

@@ -83,11 +83,11 @@ func (s *shim) exec(conn net.Conn, in io.Reader, req *ExecRequest) {
 	defer cancel()
 	started := time.Now()
 	if err := s.runtime("exec", func() error { return s.runc.Exec(ctx, s.opts.ID, proc, opts) }); err != nil {
-		code := ErrCode("")
+		resp := &Response{Error: err.Error()}
 		if s.initExited.Load() {
-			code = CodeNotRunning
+			resp.Code = CodeNotRunning
 		}
-		reply(conn, &Response{Error: err.Error(), Code: code})
+		reply(conn, resp)
 		return
 	}
 	var con console.Console
